@@ -1,0 +1,125 @@
+"""Command line: ``python -m hubmodels train | eval | push``.
+
+Every command also runs under ``accelerate launch -m hubmodels ...``. Errors that are the
+user's to fix (a missing dataset, a checkpoint that does not load, a refused push) end with
+one clear line and exit code 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from hubmodels.hub import CheckpointError, HubPushError
+
+
+def _train(args: argparse.Namespace) -> None:
+    from hubmodels.training.config import config_from_args
+    from hubmodels.training.trainer import train
+
+    if args.command is None:
+        args.command = "python -m hubmodels " + shlex.join(sys.argv[1:])
+    best = train(config_from_args(args))
+    print(f"best checkpoint: {best}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.metrics.robust_accuracy import evaluate_robustness
+    from hubmodels.training.data import load_dataset
+
+    model = RobustClassifier.from_pretrained(args.model)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
+    dataset = args.dataset or model.config["dataset"]
+    if not dataset:
+        raise SystemExit("the checkpoint names no dataset: pass --dataset")
+    splits = load_dataset(dataset, root=args.data_root, download=args.download)
+    threat = model.config["threat_model"]
+    eps = args.epsilon if args.epsilon is not None else threat.get("epsilon")
+    norm = args.norm or threat.get("norm", "linf")
+    if eps is None:
+        raise SystemExit("the checkpoint has no threat model: pass --epsilon (and --norm)")
+    num_images = min(args.num_images, len(splits.test))
+    loader = DataLoader(splits.test, batch_size=args.batch_size, shuffle=False)
+    results = evaluate_robustness(
+        model, loader, eps=eps, norm=norm, num_images=num_images, pgd_steps=tuple(args.pgd_steps),
+        restarts=args.restarts, autoattack_eval=not args.no_autoattack,
+        num_classes=model.config["num_classes"],
+    )
+    model.config["metrics"] = {
+        **model.config["metrics"],
+        "test": f"{dataset} test set, first {num_images} images",
+        "threat_model": f"{norm} eps={eps:.4g}",
+        "pgd_restarts": args.restarts,
+        **results,
+    }
+    target = args.save_to or (args.model if Path(args.model).is_dir() else None)
+    if target is None:
+        print("not saved: pass --save-to DIR to write the metrics into a checkpoint folder")
+    else:
+        model.cpu().save_pretrained(target)
+        print(f"metrics written to {Path(target) / 'config.json'} and its README.md")
+
+
+def _push(args: argparse.Namespace) -> None:
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.hub import push_folder
+
+    RobustClassifier.from_pretrained(args.folder)  # refuse to publish what would not load
+    url = push_folder(args.folder, args.repo_id, token=args.token, private=args.private)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hubmodels.training.config import add_train_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m hubmodels", description=__doc__)
+    commands = parser.add_subparsers(dest="verb", required=True)
+
+    train = commands.add_parser("train", help="adversarially train a RobustClassifier")
+    add_train_arguments(train)
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="clean / PGD / AutoAttack accuracy")
+    evaluate.add_argument("--model", required=True, help="preset name, folder or hub id")
+    evaluate.add_argument("--dataset", help="default: the checkpoint's dataset")
+    evaluate.add_argument("--data-root")
+    evaluate.add_argument("--download", action="store_true")
+    evaluate.add_argument("--num-images", type=int, default=10000, help="test images to use")
+    evaluate.add_argument("--pgd-steps", type=int, nargs="+", default=[20, 50])
+    evaluate.add_argument("--restarts", type=int, default=1, help="PGD random restarts")
+    evaluate.add_argument("--no-autoattack", action="store_true")
+    evaluate.add_argument("--epsilon", type=float, help="default: the checkpoint's threat model")
+    evaluate.add_argument("--norm", choices=["linf", "l2"])
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--device", help="default: cuda if available, else cpu")
+    evaluate.add_argument("--save-to", help="folder to write the checkpoint with its metrics")
+    evaluate.set_defaults(run=_eval)
+
+    push = commands.add_parser("push", help="upload a save_pretrained folder to the Hub")
+    push.add_argument("folder")
+    push.add_argument("repo_id", help="org/name")
+    push.add_argument("--token", help="default: the cached login or HF_TOKEN")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(run=_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CheckpointError, HubPushError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""RobustClassifier: a classifier that is also an energy-based model, stored on the Hub.
+
+Reading (methods.md 1.1, WEAT sec. 3): the logits f(x) define E(x) = -logsumexp f(x) and
+E(x, y) = -f(x)[y]. Adversarially trained classifiers (PGD-AT, TRADES, WEAT, DER) have smooth
+energy landscapes, which is what lets them generate images.
+
+Contract (design.md 3 and 5.8): ``forward`` takes x in [0, 1] of shape (N, C, H, W) and returns
+logits only; the input normalisation lives inside the model as non-persistent buffers built from
+the config, so torchattacks/AutoAttack and our samplers see one clean function. The constructor
+is the config: only JSON-able arguments, so ``config.json`` round-trips without custom code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors.torch import save_file
+from torch import nn
+
+from hubmodels.classifiers.architectures import build_backbone
+from hubmodels.classifiers.model_card import render_model_card
+from hubmodels.energy import energy as _energy
+from hubmodels.hub import (
+    CARD_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    load_state_dict_strict,
+    resolve_checkpoint,
+)
+
+REPO_URL = "https://github.com/hubmodels/hubmodels"
+
+
+class RobustClassifier(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="hubmodels",
+    tags=["hubmodels", "robust-classifier", "energy-based-model", "image-classification"],
+    repo_url=REPO_URL,
+):
+    """An image classifier with its normalisation, threat model and training recipe.
+
+    Args:
+        architecture: backbone name, one of ``hubmodels.classifiers.ARCHITECTURES``
+            ("small_cnn", "resnet18", "preact_resnet18", "wrn-28-10", "wrn-34-10").
+        num_classes: number of classes K.
+        in_channels: image channels (1 for Fashion-MNIST, 3 for CIFAR).
+        image_size: input height = width in pixels.
+        class_names: K human-readable names; defaults to "0".."K-1".
+        mean, std: per-channel normalisation applied inside ``forward``; default 0 and 1
+            (no normalisation, as in the WEAT code).
+        dataset: name of the training data, e.g. "fashion-mnist".
+        threat_model: ``{"norm": "linf" | "l2", "epsilon": float}``, epsilon on the [0, 1] scale.
+        training: the recipe that produced the weights (method, loss settings, schedule, command).
+        metrics: measured numbers, e.g. ``{"clean_acc": 0.9, "pgd20_acc": 0.7}``, with their setup.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "small_cnn",
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
+        class_names: list[str] | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        dataset: str | None = None,
+        threat_model: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        class_names = list(class_names) if class_names is not None else None
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class_names given for {num_classes} classes")
+        mean = list(mean) if mean is not None else [0.0] * in_channels
+        std = list(std) if std is not None else [1.0] * in_channels
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError(f"mean and std need {in_channels} values each, got {mean}, {std}")
+        if min(std) <= 0:
+            raise ValueError(f"std must be positive, got {std}")
+        self.config: dict[str, Any] = {
+            "architecture": architecture,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "image_size": image_size,
+            "class_names": class_names or [str(k) for k in range(num_classes)],
+            "mean": mean,
+            "std": std,
+            "dataset": dataset,
+            "threat_model": dict(threat_model or {}),
+            "training": dict(training or {}),
+            "metrics": dict(metrics or {}),
+        }
+        self.backbone = build_backbone(
+            architecture, num_classes=num_classes, in_channels=in_channels, image_size=image_size
+        )
+        # Non-persistent: the config is the single source of truth for the normalisation.
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def class_names(self) -> list[str]:
+        return self.config["class_names"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c = self.config
+        return (c["in_channels"], c["image_size"], c["image_size"])
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"expected images of shape (N, {', '.join(map(str, self.input_shape))}) "
+                f"in [0, 1], got {tuple(x.shape)}"
+            )
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) for images x in [0, 1] of shape (N, C, H, W)."""
+        self._check_input(x)
+        return self.backbone(self.normalize(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, D): what local PCA and diversity metrics measure."""
+        self._check_input(x)
+        return self.backbone.features(self.normalize(x))
+
+    def energy(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Marginal energy -logsumexp f(x), or joint energy -f(x)[y] when ``y`` is given."""
+        logits = self(x)
+        if isinstance(y, int):
+            y = torch.full((x.shape[0],), y, dtype=torch.long, device=x.device)
+        return _energy(logits, y)
+
+    # ------------------------------------------------------------------ the hub
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write model.safetensors, config.json and the model card (overwriting old ones)."""
+        import json
+
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(tensors, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        (save_directory / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+        render_model_card(self.config).save(str(save_directory / CARD_NAME))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RobustClassifier:
+        """Build an untrained model from a config dict, naming what does not fit."""
+        known = set(cls._hub_mixin_init_parameters) - {"self"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise CheckpointError(
+                f"config has keys this version does not know: {unknown}; "
+                "upgrade hubmodels or remove them"
+            )
+        try:
+            return cls(**config)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"config does not build a RobustClassifier: {err}") from err
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> RobustClassifier:
+        """Load strictly from a preset name, a ``save_pretrained`` folder or a hub id.
+
+        Raises ``CheckpointError`` for a missing file, a config that does not build, or weights
+        that do not match it exactly. The model comes back in eval mode.
+        """
+        config, weights = resolve_checkpoint(
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
+        model = cls.from_config(config)
+        load_state_dict_strict(model, weights, map_location=map_location)
+        return model.to(map_location).eval()

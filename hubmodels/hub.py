@@ -1,0 +1,223 @@
+"""Hub base: where checkpoints come from, how they load, and what their model card says.
+
+Three things every hub model in this package shares (design.md 5.4-5.6):
+
+* **Sources.** ``resolve_checkpoint`` turns an embedded preset name, a local folder or a hub id
+  into local files. Presets are a registry (name -> folder inside the package, like timm's
+  ``@register_model`` or open_clip's pretrained tags), so ``from_pretrained("fmnist-...")`` works
+  offline. Hub ids go through ``hf_hub_download``, which honours ``HF_HUB_OFFLINE``.
+* **Strict loading.** ``PyTorchModelHubMixin`` loads with ``strict=False`` by default; we never do.
+  A missing, unexpected or mis-shaped tensor, a non-finite weight or an unreadable file is a
+  ``CheckpointError`` that names the problem.
+* **Pushing.** ``push_folder`` uploads a saved folder as it is; a failure leaves it untouched and
+  says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as it is: the message says what is wrong."""
+
+
+class HubPushError(RuntimeError):
+    """A push to the Hub that did not go through; the local files are unchanged."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An embedded checkpoint: a ``save_pretrained`` folder shipped inside the package."""
+
+    name: str
+    folder: str  # relative to hubmodels/presets
+    summary: str
+
+    @property
+    def path(self) -> Path:
+        return PRESETS_DIR / self.folder
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(name: str, summary: str, folder: str | None = None) -> Preset:
+    """Add an embedded checkpoint to the registry (its folder defaults to its name)."""
+    preset = Preset(name=name, folder=folder or name, summary=summary)
+    PRESETS[name] = preset
+    return preset
+
+
+def available_presets() -> list[str]:
+    """Names of the embedded presets whose files are present in this installation."""
+    return sorted(name for name, p in PRESETS.items() if (p.path / CONFIG_NAME).is_file())
+
+
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Return ``(config, weights_path)`` for a preset name, a local folder or a hub id."""
+    source = str(name_or_path)
+    if source in PRESETS:
+        folder = PRESETS[source].path
+        if not (folder / CONFIG_NAME).is_file():
+            raise CheckpointError(
+                f"preset {source!r} is registered but its files are missing from {folder}; "
+                "reinstall the package"
+            )
+        return _read_local(folder)
+    if os.path.isdir(source):
+        return _read_local(Path(source))
+    if os.path.exists(source):
+        raise CheckpointError(
+            f"{source!r} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+    if source.count("/") != 1:
+        known = ", ".join(available_presets()) or "none installed"
+        raise CheckpointError(
+            f"{source!r} is neither a preset ({known}), a local folder, nor a hub id 'org/name'"
+        )
+    kwargs = dict(
+        repo_id=source,
+        revision=revision,
+        cache_dir=cache_dir,
+        force_download=force_download,
+        local_files_only=local_files_only,
+        token=token,
+    )
+    try:
+        config_path = Path(hf_hub_download(filename=CONFIG_NAME, **kwargs))
+        weights_path = Path(hf_hub_download(filename=WEIGHTS_NAME, **kwargs))
+    except EntryNotFoundError as err:
+        raise CheckpointError(
+            f"hub repo {source!r} lacks {err}; it must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(pickled .bin weights are not loaded, by design)"
+        ) from err
+    except LocalEntryNotFoundError as err:
+        raise CheckpointError(
+            f"{source!r} is not in the local cache and the Hub cannot be reached "
+            f"(offline mode or no network): {err}"
+        ) from err
+    except HfHubHTTPError as err:
+        raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
+    return _read_config(config_path), weights_path
+
+
+def _read_local(folder: Path) -> tuple[dict[str, Any], Path]:
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / n).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{folder} is not a checkpoint folder: missing {', '.join(missing)} "
+            "(write one with save_pretrained)"
+        )
+    return _read_config(folder / CONFIG_NAME), folder / WEIGHTS_NAME
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not a readable JSON config: {err}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(config).__name__}")
+    return config
+
+
+def load_state_dict_strict(
+    module: torch.nn.Module, weights_path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> None:
+    """Load safetensors weights into ``module``, refusing anything but an exact match.
+
+    Checks, in order: the file is a readable safetensors file; the key sets match (missing and
+    unexpected keys are listed); every shape matches; every floating tensor is finite. Only then
+    are the tensors copied, so a rejected file leaves ``module`` untouched.
+    """
+    try:
+        tensors = load_file(str(weights_path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{weights_path} is not a readable safetensors file (corrupt or truncated?): {err}"
+        ) from err
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_short_list(unexpected)}")
+    shapes = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if tensors[k].shape != expected[k].shape
+    ]
+    if shapes:
+        problems.append(f"mis-shaped tensors: {_short_list(shapes)}")
+    non_finite = [
+        k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if non_finite:
+        problems.append(f"non-finite values (NaN/inf) in: {_short_list(non_finite)}")
+    if problems:
+        raise CheckpointError(
+            f"{weights_path} does not match the model its config describes; "
+            + "; ".join(problems)
+        )
+    module.load_state_dict(tensors, strict=True)
+
+
+def _short_list(items: list[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload hubmodels checkpoint",
+) -> str:
+    """Upload a ``save_pretrained`` folder to ``repo_id`` as one commit; return the commit URL.
+
+    The folder is only read. Any failure (no token, no network, a refused repo) becomes a
+    ``HubPushError`` that says the local files are intact.
+    """
+    folder = Path(folder)
+    _read_local(folder)  # refuse to push something that is not a checkpoint
+    api = HfApi(token=token)
+    try:
+        repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
+        commit = api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=commit_message
+        )
+    except Exception as err:  # network, auth and server errors all end the same way
+        raise HubPushError(
+            f"push of {folder} to {repo_id!r} failed ({type(err).__name__}: {err}); "
+            f"the local files in {folder} are unchanged. Check `hf auth login` / HF_TOKEN "
+            "and the network, then run `python -m hubmodels push` again."
+        ) from err
+    return str(getattr(commit, "commit_url", commit))

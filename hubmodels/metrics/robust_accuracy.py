@@ -1,0 +1,133 @@
+"""Clean, PGD and AutoAttack accuracy, and the delta-energy diagnostics, over a data loader.
+
+The evaluation protocol of WEAT (methods.md 2.4): model selection by PGD-20 (CE, uniform
+start, alpha = eps/4) on a validation split; final numbers with PGD-20/50 with restarts and
+AutoAttack "standard" (APGD-CE, APGD-T, FAB-T, Square; torchattacks' implementation).
+Every function puts the model in eval mode and restores its previous mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from hubmodels import attacks
+from hubmodels.energy import delta_energy, marginal_energy
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def pgd_attack(
+    eps: float, steps: int, *, norm: str = "linf", alpha: float | None = None, restarts: int = 1
+) -> AttackFn:
+    """The evaluation attack: CE-PGD with a uniform random start (alpha defaults to eps/4)."""
+    step = eps / 4 if alpha is None else alpha
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return attacks.pgd(
+            model, x, y, eps=eps, alpha=step, steps=steps, norm=norm, loss="ce", restarts=restarts
+        )
+
+    return attack
+
+
+def autoattack(eps: float, *, norm: str = "linf", num_classes: int = 10, seed: int = 0) -> AttackFn:
+    """AutoAttack "standard" through torchattacks (Croce & Hein 2020)."""
+    import torchattacks  # imported here: it is only needed for final evaluations
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        aa = torchattacks.AutoAttack(
+            model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, version="standard",
+            n_classes=num_classes, seed=seed,
+        )
+        return aa(x, y).detach()
+
+    return attack
+
+
+def accuracy(
+    model: nn.Module,
+    batches: Batches,
+    attack: AttackFn | None = None,
+    *,
+    device: torch.device | str | None = None,
+    limit: int | None = None,
+) -> float:
+    """Top-1 accuracy on (attacked, if ``attack`` is given) images; ``limit`` caps the count."""
+    device = device or next(model.parameters()).device
+    correct = seen = 0
+    with attacks.eval_mode(model):
+        for x, y in batches:
+            if limit is not None and seen >= limit:
+                break
+            if limit is not None:
+                x, y = x[: limit - seen], y[: limit - seen]
+            x, y = x.to(device), y.to(device)
+            if attack is not None:
+                x = attack(model, x, y)
+            with torch.no_grad():
+                correct += (model(x).argmax(1) == y).sum().item()
+            seen += len(y)
+    if seen == 0:
+        raise ValueError("accuracy over an empty data set")
+    return correct / seen
+
+
+def energy_diagnostics(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackFn, batch_size: int = 256
+) -> dict[str, float]:
+    """Mean E(x), E(x*), dE(x) and dE(x, y) on fixed images (methods.md 3.4 diagnostics).
+
+    x* comes from ``attack`` (the method's own training attack), evaluated in eval mode so the
+    numbers do not depend on batch statistics.
+    """
+    sums = {"energy_nat": 0.0, "energy_adv": 0.0, "delta_energy": 0.0, "delta_energy_joint": 0.0}
+    device = next(model.parameters()).device
+    with attacks.eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+            x_adv = attack(model, xb, yb)
+            with torch.no_grad():
+                nat, adv = model(xb), model(x_adv)
+            sums["energy_nat"] += marginal_energy(nat).sum().item()
+            sums["energy_adv"] += marginal_energy(adv).sum().item()
+            sums["delta_energy"] += delta_energy(nat, adv).sum().item()
+            sums["delta_energy_joint"] += delta_energy(nat, adv, yb).sum().item()
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def evaluate_robustness(
+    model: nn.Module,
+    batches: Batches,
+    *,
+    eps: float,
+    norm: str = "linf",
+    num_images: int,
+    pgd_steps: tuple[int, ...] = (20, 50),
+    restarts: int = 1,
+    autoattack_eval: bool = True,
+    num_classes: int = 10,
+    progress: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """The final-evaluation protocol on the first ``num_images`` of ``batches``.
+
+    Returns accuracies keyed ``clean_acc``, ``pgd{K}_acc`` and ``autoattack_acc``, plus the
+    seconds each took, so a model card can say what was measured and at what cost.
+    """
+    import time
+
+    batches = list(batches)  # iterated once per attack
+    runs: dict[str, AttackFn | None] = {"clean": None}
+    runs.update({f"pgd{k}": pgd_attack(eps, k, norm=norm, restarts=restarts) for k in pgd_steps})
+    if autoattack_eval:
+        runs["autoattack"] = autoattack(eps, norm=norm, num_classes=num_classes)
+    results: dict[str, float] = {}
+    for name, attack in runs.items():
+        started = time.time()
+        results[f"{name}_acc"] = round(accuracy(model, batches, attack, limit=num_images), 4)
+        results[f"{name}_seconds"] = round(time.time() - started, 1)
+        progress(f"{name}: {results[f'{name}_acc']:.4f} ({results[f'{name}_seconds']} s)")
+    return results

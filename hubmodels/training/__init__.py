@@ -1,0 +1,1 @@
+"""Adversarial training: losses, the data registry and the accelerate trainer."""

@@ -1,0 +1,111 @@
+"""TrainConfig: every setting of a training run, in one JSON-able dataclass.
+
+The CLI flags are generated from the fields (``--der-lambda`` for ``der_lambda``), so the
+command line, ``run_config.json`` in the output folder and the checkpoint's recorded recipe
+always agree. Defaults follow WEAT's CIFAR-10 recipe (methods.md 2.5) except where a field says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULES = ("onecycle", "piecewise", "cyclic", "constant")
+
+
+def _opt(help_text: str, default: Any, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help_text, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = _opt("data registry name (hubmodels.training.data.DATASETS)", "fashion-mnist")
+    data_root: str | None = _opt("folder holding the data (default: the registry's own)", None)
+    download: bool = _opt("let torchvision download CIFAR/SVHN/MNIST (needs internet)", False)
+    val_size: int = _opt("training images held out for model selection", 1000)
+    train_subset: int | None = _opt("train on only this many images (class-balanced)", None)
+    augment: bool = _opt("random crop (+flip where it makes sense)", True)
+    normalize: bool = _opt("store the dataset mean/std in the model (WEAT uses none)", False)
+    # model
+    architecture: str = _opt("backbone (hubmodels.classifiers.ARCHITECTURES)", "small_cnn")
+    # method
+    method: str = _opt(
+        "standard | pgd_at | trades | weat_adv | weat_nat | fgsm | rs_fgsm | n_fgsm", "weat_adv"
+    )
+    beta: float = _opt("TRADES/WEAT KL weight beta = 1/lambda", 6.0)
+    der_lambda: float = _opt("DER weight lambda; 0 disables DER (methods.md 3.3)", 0.0)
+    der_form: str = _opt("DER penalty: squared | absolute | joint | hinge", "squared")
+    der_weighted: bool = _opt("weight each DER term by the WEAT weight w(x)", False)
+    # threat model and training attack
+    norm: str = _opt("threat model norm: linf | l2", "linf")
+    epsilon: float = _opt("threat radius on the [0, 1] scale", 8 / 255)
+    alpha: float | None = _opt("attack step; default epsilon/4 (2/255 at 8/255)", None)
+    attack_steps: int = _opt("training attack steps (multi-step methods)", 10)
+    val_attack_steps: int = _opt("PGD steps for model selection on the validation split", 20)
+    # optimisation
+    epochs: int = _opt("training epochs", 100)
+    batch_size: int = _opt("per-process batch size", 128)
+    lr: float = _opt("peak learning rate", 0.1)
+    momentum: float = _opt("SGD momentum", 0.9)
+    weight_decay: float = _opt("SGD weight decay", 5e-4)
+    schedule: str = _opt(
+        "onecycle (WEAT) | piecewise (Rice et al.: x0.1 at 50%% and 75%%) | cyclic | constant",
+        "onecycle",
+    )
+    grad_accum: int = _opt("gradient accumulation steps", 1)
+    mixed_precision: str = _opt("no | fp16 | bf16 (accelerate)", "no")
+    ema_decay: float | None = _opt("keep an EMA of the weights with this decay (e.g. 0.999)", None)
+    # diagnostics and bookkeeping
+    energy_subset: int = _opt("fixed training images for the delta-energy diagnostics", 1000)
+    eval_batch_size: int = _opt("batch size for validation and diagnostics", 256)
+    seed: int = _opt("random seed", 0)
+    num_workers: int = _opt("data loader workers", 0)
+    output_dir: str = _opt("run folder: state/, best/, last/, metrics.jsonl, plot", "runs/train")
+    resume: bool = _opt("continue from output_dir/state if it exists", False)
+    push_to_hub: str | None = _opt("push the best checkpoint to this hub repo id", None)
+    command: str | None = _opt("the command that launched the run (recorded, not parsed)", None)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.alpha is None:
+            self.alpha = self.epsilon / 4
+        for name in ("epochs", "batch_size", "grad_accum", "val_size", "energy_subset"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.epsilon < 0 or self.der_lambda < 0:
+            raise ValueError("epsilon and der_lambda must be non-negative")
+
+    @property
+    def method_name(self) -> str:
+        """The recipe's name as it appears in model cards, e.g. "pgd_at+der"."""
+        return self.method + ("+der" if self.der_lambda > 0 else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per TrainConfig field; booleans get ``--x/--no-x``."""
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=f.default,
+                help=f.metadata["help"],
+            )
+            continue
+        base = kind.split("|")[0].strip()
+        convert = {"int": int, "float": float, "str": str}[base]
+        parser.add_argument(flag, type=convert, default=f.default, help=f.metadata["help"])
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -1,0 +1,218 @@
+"""Adversarial training losses: PGD-AT, TRADES, WEAT_adv, WEAT_nat, single-step AT, and DER.
+
+Each loss runs the attack its method defines and returns a ``LossOutput`` that keeps the
+natural and adversarial logits, so the DER regulariser (and the trainer's delta-energy
+diagnostics) reuse them instead of paying for another attack (methods.md 3.3, 5.7).
+
+Conventions (methods.md 1.2, 2.2-2.5, 5.2-5.4):
+* the attack runs with BatchNorm in eval mode (``hubmodels.attacks``), the loss in train mode;
+* TRADES keeps gradients through the natural softmax of the KL term;
+* the WEAT weight 1/softplus(|E(x)|) comes from the natural train-mode logits, detached, and the
+  weighted batch loss is divided by B, not by the sum of weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hubmodels import attacks
+from hubmodels.energy import delta_energy, weat_weight
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """The training attack. Epsilon and alpha are on the [0, 1] pixel scale."""
+
+    norm: str = "linf"
+    eps: float = 8 / 255
+    alpha: float = 2 / 255
+    steps: int = 10
+
+
+@dataclass
+class LossOutput:
+    """A training loss and what it computed on the way (for DER and the diagnostics)."""
+
+    loss: torch.Tensor
+    logits_adv: torch.Tensor | None  # train-mode logits of x*, None for standard training
+    logits_nat: torch.Tensor | None  # train-mode logits of x, None where the method skips them
+    x_adv: torch.Tensor | None
+
+
+LossFn = Callable[..., LossOutput]
+
+
+def standard_loss(model: nn.Module, x, y, attack: AttackSettings, **_) -> LossOutput:
+    """Plain cross-entropy on natural images: the non-robust reference."""
+    logits = model(x)
+    return LossOutput(F.cross_entropy(logits, y), None, logits, None)
+
+
+def pgd_at_loss(
+    model: nn.Module, x, y, attack: AttackSettings, *, attack_model: nn.Module | None = None, **_
+) -> LossOutput:
+    """PGD-AT (Madry et al. 2018): CE on a multi-step CE-PGD adversarial, uniform start."""
+    x_adv = attacks.pgd(
+        attack_model or model,
+        x,
+        y,
+        eps=attack.eps,
+        alpha=attack.alpha,
+        steps=attack.steps,
+        norm=attack.norm,
+        loss="ce",
+    )
+    logits_adv = model(x_adv)
+    return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
+
+
+def _single_step(name: str) -> LossFn:
+    """FGSM-family AT (Goodfellow 2015, Wong et al. 2020, de Jorge et al. 2022): CE on x*."""
+    attack_fn = attacks.ATTACKS[name]
+
+    def loss(model, x, y, attack: AttackSettings, *, attack_model=None, **_) -> LossOutput:
+        x_adv = attack_fn(attack_model or model, x, y, eps=attack.eps)
+        logits_adv = model(x_adv)
+        return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
+
+    loss.__name__ = f"{name}_loss"
+    loss.__doc__ = f"{name.upper()} adversarial training: cross-entropy on its adversarial."
+    return loss
+
+
+def _kl_rows(logits_nat: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
+    """Per-sample KL(p(.|x) || p(.|x*)) with gradient through both sides (TRADES, 1.2)."""
+    p = F.softmax(logits_nat, dim=1)
+    # The 1e-12 inside the log of q follows the WEAT code (methods.md 2.3).
+    log_q = torch.log(F.softmax(logits_adv, dim=1) + 1e-12)
+    return (p * (F.log_softmax(logits_nat, dim=1) - log_q)).sum(dim=1)
+
+
+def _trades_family(model, x, y, attack, attack_model) -> tuple[torch.Tensor, ...]:
+    """TRADES inner maximisation (KL-PGD from x + 0.001 N(0, I)) and both train-mode passes."""
+    x_adv = attacks.pgd(
+        attack_model or model,
+        x,
+        y,
+        eps=attack.eps,
+        alpha=attack.alpha,
+        steps=attack.steps,
+        norm=attack.norm,
+        loss="kl",
+    )
+    return x_adv, model(x), model(x_adv)
+
+
+def trades_loss(
+    model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
+) -> LossOutput:
+    """TRADES (Zhang et al. 2019): CE(f(x), y) + beta * KL(p(.|x) || p(.|x*)), methods.md 1.2."""
+    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
+    loss = F.cross_entropy(logits_nat, y) + beta * _kl_rows(logits_nat, logits_adv).mean()
+    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+
+
+def weat_adv_loss(
+    model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
+) -> LossOutput:
+    """WEAT_adv (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i]."""
+    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
+    per_sample = F.cross_entropy(logits_adv, y, reduction="none")
+    per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
+    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
+    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+
+
+def weat_nat_loss(
+    model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
+) -> LossOutput:
+    """WEAT_nat (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i]."""
+    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
+    per_sample = F.cross_entropy(logits_nat, y, reduction="none")
+    per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
+    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
+    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+
+
+LOSSES: dict[str, LossFn] = {
+    "standard": standard_loss,
+    "pgd_at": pgd_at_loss,
+    "trades": trades_loss,
+    "weat_adv": weat_adv_loss,
+    "weat_nat": weat_nat_loss,
+    "fgsm": _single_step("fgsm"),
+    "rs_fgsm": _single_step("rs_fgsm"),
+    "n_fgsm": _single_step("n_fgsm"),
+}
+
+DER_FORMS = ("squared", "absolute", "joint", "hinge")
+
+
+def der_penalty(
+    logits_nat: torch.Tensor,
+    logits_adv: torch.Tensor,
+    y: torch.Tensor,
+    form: str = "squared",
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Delta Energy Regulariser, (1/B) sum_i r(dE_i), methods.md 3.3 (all forms are [P]).
+
+    * "squared":  (E(x) - E(x*))^2                      (a, the default)
+    * "absolute": |E(x) - E(x*)|                         (b, robust to outliers)
+    * "joint":    (dE(x))^2 + (dE(x, y))^2               (c)
+    * "hinge":    max(0, -dE(x))^2                       (d, only the robust-overfitting sign)
+    Gradients flow through both energies: the penalty shrinks the gap instead of moving one
+    side. ``weights`` (e.g. detached WEAT weights) scale each sample's term.
+    """
+    d = delta_energy(logits_nat, logits_adv)
+    if form == "squared":
+        per_sample = d.pow(2)
+    elif form == "absolute":
+        per_sample = d.abs()
+    elif form == "joint":
+        per_sample = d.pow(2) + delta_energy(logits_nat, logits_adv, y).pow(2)
+    elif form == "hinge":
+        per_sample = F.relu(-d).pow(2)
+    else:
+        raise ValueError(f"unknown DER form {form!r}; choose one of {DER_FORMS}")
+    if weights is not None:
+        per_sample = weights * per_sample
+    return per_sample.mean()
+
+
+def training_loss(
+    method: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: AttackSettings,
+    *,
+    beta: float = 6.0,
+    der_lambda: float = 0.0,
+    der_form: str = "squared",
+    der_weighted: bool = False,
+    attack_model: nn.Module | None = None,
+) -> LossOutput:
+    """The base loss of ``method`` plus, when ``der_lambda > 0``, lambda times the DER penalty.
+
+    DER reuses the base method's adversarial. Methods whose loss never looks at natural
+    images (PGD-AT, FGSM family) get one extra train-mode forward of x, which costs one
+    forward/backward, not an attack.
+    """
+    if method not in LOSSES:
+        raise ValueError(f"unknown training method {method!r}; choose one of {sorted(LOSSES)}")
+    out = LOSSES[method](model, x, y, attack, beta=beta, attack_model=attack_model)
+    if der_lambda > 0:
+        if out.logits_adv is None:
+            raise ValueError("DER needs an adversarial: combine it with an adversarial method")
+        if out.logits_nat is None:
+            out.logits_nat = model(x)
+        weights = weat_weight(out.logits_nat) if der_weighted else None
+        penalty = der_penalty(out.logits_nat, out.logits_adv, y, der_form, weights)
+        out.loss = out.loss + der_lambda * penalty
+    return out
