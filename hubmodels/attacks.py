@@ -308,7 +308,9 @@ def pgd(
             if best is None:
                 best, best_loss, best_success = x_adv, adv_loss, adv_success
                 continue
-            better = adv_loss > best_loss
+            better = (adv_success & ~best_success) | (
+                (adv_success == best_success) & (adv_loss > best_loss)
+            )
             best = torch.where(_per_sample(better, x), x_adv, best)
             best_loss = torch.where(better, adv_loss, best_loss)
             best_success = best_success | adv_success

@@ -1,0 +1,108 @@
+"""Shared fixtures: tiny models and a fake Hub behind the HTTP client, never the network."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from hubmodels import RobustClassifier
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test may reach a hub: HF_HUB_OFFLINE makes any accidental download fail fast."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def tiny_classifier(seed: int = 0, **overrides) -> RobustClassifier:
+    """A small_cnn on 1x8x8 images with 3 classes: fast enough for any unit test."""
+    torch.manual_seed(seed)
+    config = dict(
+        architecture="small_cnn", num_classes=3, in_channels=1, image_size=8,
+        class_names=["a", "b", "c"], mean=[0.5], std=[0.25], dataset="toy",
+        threat_model={"norm": "linf", "epsilon": 0.1}, training={"method": "trades"},
+    )
+    config.update(overrides)
+    return RobustClassifier(**config).eval()
+
+
+@pytest.fixture
+def tiny_model() -> RobustClassifier:
+    return tiny_classifier()
+
+
+@dataclass
+class FakeHub:
+    """Records what the hub client sends: created repos and the files of each commit."""
+
+    created: list[str] = field(default_factory=list)
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    fail_with: int | None = None  # HTTP status to answer every call with, to simulate outages
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """Swap huggingface_hub's HTTP client for one whose transport is an in-memory Hub.
+
+    The interception is at the network boundary: HfApi, create_repo, upload_folder and the model
+    card validation all run for real; only the bytes that would go over the wire are caught.
+    """
+    import base64
+
+    import httpx2
+    from huggingface_hub import close_session, set_client_factory
+
+    hub = FakeHub()
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        url = str(request.url)
+        if hub.fail_with is not None:
+            return httpx2.Response(hub.fail_with, json={"error": "simulated outage"})
+        if url.endswith("/api/repos/create"):
+            body = json.loads(request.content)
+            repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+            hub.created.append(repo_id)
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{repo_id}"})
+        if url.endswith("/api/validate-yaml"):
+            return httpx2.Response(200, json={})
+        if "/preupload/" in url:
+            files = json.loads(request.content)["files"]
+            modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            return httpx2.Response(200, json={"files": modes})
+        if "/commit/" in url:
+            repo_id = url.split("/api/models/")[1].split("/commit/")[0]
+            lines = [json.loads(line) for line in request.content.decode().splitlines()]
+            hub.commits[repo_id] = {
+                line["value"]["path"]: base64.b64decode(line["value"]["content"])
+                for line in lines
+                if line["key"] == "file"
+            }
+            return httpx2.Response(200, json={
+                "commitUrl": f"https://huggingface.co/{repo_id}/commit/0123abcd",
+                "commitOid": "0123abcd",
+            })
+        return httpx2.Response(404, json={"error": f"not faked: {request.method} {url}"})
+
+    # The client must be allowed to talk (to the fake); offline mode would stop it earlier.
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(handle)))
+    close_session()
+    yield hub
+    from huggingface_hub.utils._http import default_client_factory
+
+    set_client_factory(default_client_factory)
+    close_session()
