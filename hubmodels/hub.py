@@ -110,15 +110,15 @@ def resolve_checkpoint(
     try:
         config_path = Path(hf_hub_download(filename=CONFIG_NAME, **kwargs))
         weights_path = Path(hf_hub_download(filename=WEIGHTS_NAME, **kwargs))
-    except EntryNotFoundError as err:
-        raise CheckpointError(
-            f"hub repo {source!r} lacks {err}; it must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
-            "(pickled .bin weights are not loaded, by design)"
-        ) from err
-    except LocalEntryNotFoundError as err:
+    except LocalEntryNotFoundError as err:  # a subclass of EntryNotFoundError: catch it first
         raise CheckpointError(
             f"{source!r} is not in the local cache and the Hub cannot be reached "
             f"(offline mode or no network): {err}"
+        ) from err
+    except EntryNotFoundError as err:
+        raise CheckpointError(
+            f"hub repo {source!r} lacks a file ({err}); it must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(pickled .bin weights are not loaded, by design)"
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err

@@ -240,6 +240,7 @@ def train(
         record.update(
             epoch=epoch + 1, lr=scheduler.get_last_lr()[0], train_loss=loss_sum / seen,
             train_acc=correct / seen, seconds=round(time.time() - started, 2),
+            val_pgd_steps=config.val_attack_steps,
         )
         run.history.append(record)
         record["alarm"] = check_alarm(run.history)
@@ -258,8 +259,9 @@ def train(
             f"dE(x) {record['delta_energy']:+.4f} dE(x,y) {record['delta_energy_joint']:+.4f}"
         )
         if main:
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            # Rewritten whole from the saved history, so a resumed run never duplicates lines.
+            lines = "".join(json.dumps(h) + "\n" for h in run.history)
+            (out / "metrics.jsonl").write_text(lines)
             plot_history(run.history, out / "training.png", title=config.method_name)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(state_dir))
@@ -307,6 +309,7 @@ def _save_checkpoint(model, ema, folder: Path, record: dict, dataset: str) -> No
         "epoch": record["epoch"],
         "val_clean_acc": round(record["val_clean_acc"], 4),
         "val_pgd_acc": round(record["val_pgd_acc"], 4),
+        "val_pgd_steps": record["val_pgd_steps"],
         "delta_energy": round(record["delta_energy"], 4),
     }
     model.save_pretrained(folder)

@@ -1,0 +1,164 @@
+"""The Space: the preset catalog behind its Models tab, and the app served and called over HTTP.
+
+Presets are built in a temp folder from a tiny classifier and registered by monkeypatching the
+registry, so these tests do not depend on which presets the package ships.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import tiny_classifier
+from PIL import Image
+
+from hubmodels import CheckpointError, hub
+from hubmodels import presets_catalog as catalog
+
+# gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+
+TEST_METRICS = {"test": "toy test set, first 100 images", "clean_acc": 0.9123, "pgd20_acc": 0.7}
+VAL_METRICS = {"split": "toy validation", "epoch": 4, "val_clean_acc": 0.88, "val_pgd_acc": 0.61}
+
+
+@pytest.fixture
+def presets(monkeypatch, tmp_path):
+    """Three installed presets (test numbers + plot, validation numbers, none) and one missing."""
+    monkeypatch.setattr(hub, "PRESETS_DIR", tmp_path)
+    registry = {}
+    for name, metrics in [("toy-tested", TEST_METRICS), ("toy-val", VAL_METRICS), ("toy-bare", {})]:
+        tiny_classifier(metrics=metrics).save_pretrained(tmp_path / name)
+        registry[name] = hub.Preset(name=name, folder=name, summary=f"{name} for tests")
+    registry["toy-missing"] = hub.Preset(name="toy-missing", folder="nowhere", summary="absent")
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(tmp_path / "toy-tested" / catalog.PLOT_NAME)
+    monkeypatch.setattr(hub, "PRESETS", registry)
+    return tmp_path
+
+
+def _load_app():
+    """Import app.py from the repo root, whether or not pytest put the root on sys.path."""
+    spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(name: str) -> dict[str, str]:
+    return dict(zip(catalog.COLUMNS, catalog.preset_row(name), strict=True))
+
+
+# ---------------------------------------------------------------------------- catalog
+def test_rows_list_installed_presets_only(presets):
+    assert [row[0] for row in catalog.preset_rows()] == ["toy-bare", "toy-tested", "toy-val"]
+    assert catalog.missing_presets() == ["toy-missing"]
+
+
+def test_row_shows_recipe_threat_model_and_test_numbers(presets):
+    row = _row("toy-tested")
+    assert row["architecture"] == "small_cnn"
+    assert row["dataset"] == "toy"
+    assert row["method"] == "trades"
+    assert row["threat model"] == "linf 0.1"
+    assert row["clean acc"] == "91.23%"
+    assert row["PGD-20 acc"] == "70.00%"
+    assert row["AutoAttack acc"] == catalog.NOT_MEASURED
+    assert row["measured on"] == TEST_METRICS["test"]
+
+
+def test_row_falls_back_to_validation_numbers_and_says_so(presets):
+    row = _row("toy-val")
+    assert (row["clean acc"], row["PGD-20 acc"]) == ("88.00%", "61.00%")
+    assert row["AutoAttack acc"] == catalog.NOT_MEASURED
+    assert row["measured on"] == "toy validation, epoch 4"
+
+
+def test_row_without_metrics_says_not_measured(presets):
+    row = _row("toy-bare")
+    assert [row[c] for c in ("clean acc", "PGD-20 acc", "AutoAttack acc")] == [
+        catalog.NOT_MEASURED
+    ] * 3
+
+
+@pytest.mark.parametrize(
+    ("threat", "text"),
+    [
+        ({"norm": "linf", "epsilon": 8 / 255}, "linf 0.03137 (8/255)"),
+        ({"norm": "l2", "epsilon": 0.5}, "l2 0.5"),
+        ({}, "none"),
+        (None, "none"),
+    ],
+)
+def test_threat_model_text(threat, text):
+    assert catalog.threat_model_text(threat) == text
+
+
+def test_model_card_has_no_front_matter(presets):
+    raw = (presets / "toy-tested" / hub.CARD_NAME).read_text()
+    assert raw.startswith("---")  # the file itself keeps its Hub metadata
+    card = catalog.model_card_markdown("toy-tested")
+    assert card.startswith("# small_cnn on toy, trained with trades")
+    assert "library_name:" not in card and "---\n" not in card.split("## Model")[0]
+    assert "0.9123" in card
+
+
+def test_strip_front_matter_leaves_plain_markdown_alone():
+    assert catalog.strip_front_matter("# Title\n\n---\nrule\n") == "# Title\n\n---\nrule"
+    assert catalog.strip_front_matter("---\na: 1\n---\n\n# T\n") == "# T"
+
+
+def test_training_plot_only_when_present(presets):
+    assert catalog.training_plot_path("toy-tested") == presets / "toy-tested" / "training.png"
+    assert catalog.training_plot_path("toy-val") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [("no-such-model", "is unknown"), ("toy-missing", "registered but its files are missing")],
+)
+def test_unknown_or_missing_preset_is_a_clear_error(presets, name, match):
+    with pytest.raises(CheckpointError, match=rf"{match}; installed presets: toy-bare, toy-tested"):
+        catalog.model_card_markdown(name)
+
+
+def test_empty_registry_builds_and_says_so(monkeypatch):
+    app = _load_app()
+    monkeypatch.setattr(hub, "PRESETS", {})
+    assert catalog.preset_rows() == []
+    demo = app.build_demo()
+    texts = [b.value for b in demo.blocks.values() if type(b).__name__ == "Markdown"]
+    assert app.NO_PRESETS in texts
+
+
+# ---------------------------------------------------------------------------- served app
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_model_card_endpoint_over_http(presets, tmp_path_factory):
+    from gradio_client import Client
+
+    app = _load_app()
+    demo = app.build_demo()
+    demo.queue()
+    try:
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
+        )
+        client = Client(
+            url,
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path_factory.mktemp("downloads")),
+        )
+        card, plot = client.predict("toy-tested", api_name="/model_card")
+        assert card == catalog.model_card_markdown("toy-tested")
+        assert Image.open(plot).size == (40, 20)
+        card, plot = client.predict("toy-val", api_name="/model_card")
+        assert card.startswith("# small_cnn on toy") and plot is None
+    finally:
+        demo.close()

@@ -1,0 +1,129 @@
+"""Training losses: exact forms of methods.md 2.2-2.5 and 3.3, and that each one trains."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_classifier
+from hubmodels.energy import weat_weight
+from hubmodels.training.losses import (
+    DER_FORMS, LOSSES, AttackSettings, der_penalty, training_loss, weat_adv_loss, weat_nat_loss,
+)
+
+ATTACK = AttackSettings(norm="linf", eps=0.1, alpha=0.05, steps=2)
+
+
+def _batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+COMBINATIONS = [(m, 0.0) for m in sorted(LOSSES)] + [
+    (m, 1.0) for m in sorted(LOSSES) if m != "standard"  # DER needs an adversarial
+]
+
+
+@pytest.mark.parametrize("method, der_lambda", COMBINATIONS)
+def test_each_loss_decreases_on_a_tiny_batch(method, der_lambda):
+    model = tiny_classifier().train()
+    x, y = _batch()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        torch.manual_seed(1)  # same attack start each step, so only the weights change
+        out = training_loss(method, model, x, y, ATTACK, der_lambda=der_lambda)
+        optimiser.zero_grad()
+        out.loss.backward()
+        optimiser.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_weat_adv_is_the_weighted_sum_over_the_batch_size():
+    model = tiny_classifier().train()
+    x, y = _batch()
+    torch.manual_seed(0)
+    out = weat_adv_loss(model, x, y, ATTACK, beta=6.0)
+    nat, adv = model(x), model(out.x_adv)  # train mode, same weights: same logits
+    p = F.softmax(nat, 1)
+    kl = (p * (F.log_softmax(nat, 1) - torch.log(F.softmax(adv, 1) + 1e-12))).sum(1)
+    per_sample = F.cross_entropy(adv, y, reduction="none") + 6.0 * kl
+    w = 1 / F.softplus(torch.logsumexp(nat, 1).abs())
+    assert torch.allclose(out.loss, (w * per_sample).sum() / len(y), atol=1e-5)
+    # Not the weighted mean: the WEAT code divides by B, and that changes the effective lr.
+    assert not torch.allclose(out.loss, (w * per_sample).sum() / w.sum(), atol=1e-4)
+
+
+def test_weat_nat_uses_natural_cross_entropy_and_a_detached_weight():
+    model = tiny_classifier().train()
+    x, y = _batch()
+    torch.manual_seed(0)
+    out = weat_nat_loss(model, x, y, ATTACK)
+    nat, adv = model(x), model(out.x_adv)
+    p = F.softmax(nat, 1)
+    kl = (p * (F.log_softmax(nat, 1) - torch.log(F.softmax(adv, 1) + 1e-12))).sum(1)
+    w = weat_weight(nat)
+    expected = (w * (F.cross_entropy(nat, y, reduction="none") + 6.0 * kl)).sum() / len(y)
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    # The gradient through w is zero: scaling the loss by a detached w equals our loss' grad.
+    grads = torch.autograd.grad(out.loss, model.backbone.head.bias)
+    grads_ref = torch.autograd.grad(expected, model.backbone.head.bias)
+    assert torch.allclose(grads[0], grads_ref[0], atol=1e-6)
+
+
+def test_trades_keeps_gradient_through_the_natural_softmax():
+    model = tiny_classifier().train()
+    x, y = _batch()
+    out = LOSSES["trades"](model, x, y, ATTACK)
+    (g,) = torch.autograd.grad(out.loss, out.logits_nat)
+    ce_only = torch.autograd.grad(F.cross_entropy(out.logits_nat, y), out.logits_nat)[0]
+    assert not torch.allclose(g, ce_only)  # the KL term contributes through p(.|x)
+
+
+@pytest.mark.parametrize("form", DER_FORMS)
+def test_der_penalty_forms_by_hand(form):
+    nat = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    adv = torch.tensor([[1.0, 0.0], [0.0, 3.0]], requires_grad=True)
+    y = torch.tensor([0, 1])
+    d = -torch.logsumexp(nat, 1) + torch.logsumexp(adv, 1)
+    dj = torch.tensor([-2.0 + 1.0, -1.0 + 3.0])
+    expected = {
+        "squared": d.pow(2).mean(),
+        "absolute": d.abs().mean(),
+        "joint": (d.pow(2) + dj.pow(2)).mean(),
+        "hinge": torch.relu(-d).pow(2).mean(),
+    }[form]
+    penalty = der_penalty(nat, adv, y, form)
+    assert torch.allclose(penalty, expected)
+    penalty.backward()
+    if form != "hinge" or (d < 0).any():
+        # Gradient flows through both energies: the penalty shrinks the gap from both sides.
+        assert nat.grad.abs().sum() > 0 and adv.grad.abs().sum() > 0
+
+
+def test_der_reuses_the_base_attack_and_adds_lambda_times_the_penalty():
+    model = tiny_classifier().train()
+    twin = copy.deepcopy(model)  # train-mode forwards move BN statistics: use a fresh twin
+    x, y = _batch()
+    torch.manual_seed(3)
+    base = training_loss("trades", model, x, y, ATTACK)
+    torch.manual_seed(3)
+    with_der = training_loss("trades", twin, x, y, ATTACK, der_lambda=0.5)
+    assert torch.equal(base.x_adv, with_der.x_adv)
+    penalty = der_penalty(with_der.logits_nat, with_der.logits_adv, y)
+    assert torch.allclose(with_der.loss, base.loss + 0.5 * penalty)
+
+
+def test_der_on_pgd_at_adds_a_natural_forward_and_unknown_inputs_fail():
+    model = tiny_classifier().train()
+    x, y = _batch()
+    out = training_loss("pgd_at", model, x, y, ATTACK, der_lambda=1.0)
+    assert out.logits_nat is not None
+    with pytest.raises(ValueError, match="DER needs an adversarial"):
+        training_loss("standard", model, x, y, ATTACK, der_lambda=1.0)
+    with pytest.raises(ValueError, match="unknown training method"):
+        training_loss("magic", model, x, y, ATTACK)
+    with pytest.raises(ValueError, match="unknown DER form"):
+        training_loss("trades", model, x, y, ATTACK, der_lambda=1.0, der_form="cubic")

@@ -1,0 +1,89 @@
+"""The trainer on real Fashion-MNIST (Debian package dataset-fashion-mnist), kept tiny."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import FASHION_MNIST_DIR
+from hubmodels import RobustClassifier
+from hubmodels.training.config import TrainConfig
+from hubmodels.training.trainer import train
+
+pytestmark = pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(),
+    reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
+)
+
+TINY = dict(
+    dataset="fashion-mnist", val_size=200, train_subset=512, batch_size=64, eval_batch_size=200,
+    attack_steps=2, val_attack_steps=3, epsilon=0.1, energy_subset=64, lr=0.05, seed=0,
+)
+
+
+def _config(tmp_path, name, **overrides) -> TrainConfig:
+    return TrainConfig(**{**TINY, "output_dir": str(tmp_path / name), **overrides})
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_short_real_run_learns_and_writes_everything(tmp_path):
+    config = _config(tmp_path, "run", method="trades", der_lambda=0.5, epochs=2)
+    best = train(config)
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    for key in ("val_clean_acc", "val_pgd_acc", "delta_energy", "delta_energy_joint", "alarm"):
+        assert key in history[-1]
+    # 10 classes: chance is 0.1; two tiny epochs of TRADES already get well above it.
+    assert max(h["val_clean_acc"] for h in history) > 0.4
+    assert (tmp_path / "run" / "training.png").stat().st_size > 10_000
+    model = RobustClassifier.from_pretrained(best)
+    assert model.config["training"]["method"] == "trades+der"
+    assert model.config["metrics"]["val_clean_acc"] == pytest.approx(
+        max(history, key=lambda h: h["val_pgd_acc"])["val_clean_acc"], abs=1e-4
+    )
+    assert model.config["class_names"][7] == "Sneaker"
+    assert (tmp_path / "run" / "last" / "model.safetensors").is_file()
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
+    straight = train(_config(tmp_path, "straight", method="pgd_at", epochs=2, ema_decay=0.9))
+
+    def stop_after_first_epoch(epoch, record):
+        if epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(_config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9),
+              on_epoch_end=stop_after_first_epoch)
+    resumed = train(_config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9,
+                            resume=True))
+    for folder in ("best", "last"):
+        a = load_file(str(straight.parent / folder / "model.safetensors"))
+        b = load_file(str(resumed.parent / folder / "model.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), folder
+    lines = lambda run: (tmp_path / run / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
+    assert [strip(x) for x in lines("straight")] == [strip(x) for x in lines("resumed")]
+
+
+def test_accelerate_launch_on_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "hubmodels", "train", "--method", "weat_adv", "--epochs", "1",
+        "--output-dir", str(out),
+        *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()],
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert len(history) == 1
+    model = RobustClassifier.from_pretrained(out / "best")
+    assert model.config["training"]["method"] == "weat_adv"
