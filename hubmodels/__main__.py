@@ -48,8 +48,14 @@ def _eval(args: argparse.Namespace) -> None:
     num_images = min(args.num_images, len(splits.test))
     loader = DataLoader(splits.test, batch_size=args.batch_size, shuffle=False)
     results = evaluate_robustness(
-        model, loader, eps=eps, norm=norm, num_images=num_images, pgd_steps=tuple(args.pgd_steps),
-        restarts=args.restarts, autoattack_eval=not args.no_autoattack,
+        model,
+        loader,
+        eps=eps,
+        norm=norm,
+        num_images=num_images,
+        pgd_steps=tuple(args.pgd_steps),
+        restarts=args.restarts,
+        autoattack_eval=not args.no_autoattack,
         num_classes=model.config["num_classes"],
     )
     model.config["metrics"] = {

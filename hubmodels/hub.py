@@ -117,8 +117,8 @@ def resolve_checkpoint(
         ) from err
     except EntryNotFoundError as err:
         raise CheckpointError(
-            f"hub repo {source!r} lacks a file ({err}); it must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
-            "(pickled .bin weights are not loaded, by design)"
+            f"hub repo {source!r} lacks a file ({err}); it must hold {CONFIG_NAME} and "
+            f"{WEIGHTS_NAME} (pickled .bin weights are not loaded, by design)"
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
@@ -146,7 +146,9 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def load_state_dict_strict(
-    module: torch.nn.Module, weights_path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    module: torch.nn.Module,
+    weights_path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
 ) -> None:
     """Load safetensors weights into ``module``, refusing anything but an exact match.
 
@@ -182,8 +184,7 @@ def load_state_dict_strict(
         problems.append(f"non-finite values (NaN/inf) in: {_short_list(non_finite)}")
     if problems:
         raise CheckpointError(
-            f"{weights_path} does not match the model its config describes; "
-            + "; ".join(problems)
+            f"{weights_path} does not match the model its config describes; " + "; ".join(problems)
         )
     module.load_state_dict(tensors, strict=True)
 

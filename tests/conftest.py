@@ -29,9 +29,16 @@ def tiny_classifier(seed: int = 0, **overrides) -> RobustClassifier:
     """A small_cnn on 1x8x8 images with 3 classes: fast enough for any unit test."""
     torch.manual_seed(seed)
     config = dict(
-        architecture="small_cnn", num_classes=3, in_channels=1, image_size=8,
-        class_names=["a", "b", "c"], mean=[0.5], std=[0.25], dataset="toy",
-        threat_model={"norm": "linf", "epsilon": 0.1}, training={"method": "trades"},
+        architecture="small_cnn",
+        num_classes=3,
+        in_channels=1,
+        image_size=8,
+        class_names=["a", "b", "c"],
+        mean=[0.5],
+        std=[0.25],
+        dataset="toy",
+        threat_model={"norm": "linf", "epsilon": 0.1},
+        training={"method": "trades"},
     )
     config.update(overrides)
     return RobustClassifier(**config).eval()
@@ -71,14 +78,20 @@ def fake_hub(monkeypatch):
             return httpx2.Response(hub.fail_with, json={"error": "simulated outage"})
         if url.endswith("/api/repos/create"):
             body = json.loads(request.content)
-            repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+            repo_id = (
+                f"{body['organization']}/{body['name']}"
+                if body.get("organization")
+                else body["name"]
+            )
             hub.created.append(repo_id)
             return httpx2.Response(200, json={"url": f"https://huggingface.co/{repo_id}"})
         if url.endswith("/api/validate-yaml"):
             return httpx2.Response(200, json={})
         if "/preupload/" in url:
             files = json.loads(request.content)["files"]
-            modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            modes = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+            ]
             return httpx2.Response(200, json={"files": modes})
         if "/commit/" in url:
             repo_id = url.split("/api/models/")[1].split("/commit/")[0]
@@ -88,10 +101,13 @@ def fake_hub(monkeypatch):
                 for line in lines
                 if line["key"] == "file"
             }
-            return httpx2.Response(200, json={
-                "commitUrl": f"https://huggingface.co/{repo_id}/commit/0123abcd",
-                "commitOid": "0123abcd",
-            })
+            return httpx2.Response(
+                200,
+                json={
+                    "commitUrl": f"https://huggingface.co/{repo_id}/commit/0123abcd",
+                    "commitOid": "0123abcd",
+                },
+            )
         return httpx2.Response(404, json={"error": f"not faked: {request.method} {url}"})
 
     # The client must be allowed to talk (to the fake); offline mode would stop it earlier.

@@ -4,7 +4,7 @@ from hubmodels.training.alarm import check_alarm
 
 
 def _history(pgd, de):
-    return [{"val_pgd_acc": a, "delta_energy": d} for a, d in zip(pgd, de)]
+    return [{"val_pgd_acc": a, "delta_energy": d} for a, d in zip(pgd, de, strict=True)]
 
 
 def test_healthy_training_stays_quiet():

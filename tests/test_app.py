@@ -11,9 +11,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import tiny_classifier
 from PIL import Image
 
+from conftest import tiny_classifier
 from hubmodels import CheckpointError, hub
 from hubmodels import presets_catalog as catalog
 

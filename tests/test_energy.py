@@ -19,7 +19,9 @@ def test_marginal_energy_is_negative_logsumexp():
 
 def test_joint_energy_is_negative_logit_of_the_label():
     assert joint_energy(LOGITS, torch.tensor([2, 0])).tolist() == [-3.0, 0.0]
-    assert torch.equal(energy(LOGITS, torch.tensor([2, 0])), joint_energy(LOGITS, torch.tensor([2, 0])))
+    assert torch.equal(
+        energy(LOGITS, torch.tensor([2, 0])), joint_energy(LOGITS, torch.tensor([2, 0]))
+    )
     assert torch.equal(energy(LOGITS), marginal_energy(LOGITS))
 
 
@@ -38,8 +40,16 @@ def test_delta_energy_sign_is_natural_minus_adversarial():
 
 
 @pytest.mark.parametrize(
-    "e, w", [(0.0, 1.443), (-2.0, 0.470), (-3.87, 0.257), (-5.0, 0.200), (-8.0, 0.125),
-             (-11.47, 0.087), (-20.0, 0.050)],
+    "e, w",
+    [
+        (0.0, 1.443),
+        (-2.0, 0.470),
+        (-3.87, 0.257),
+        (-5.0, 0.200),
+        (-8.0, 0.125),
+        (-11.47, 0.087),
+        (-20.0, 0.050),
+    ],
 )
 def test_weat_weight_matches_the_table_of_methods_md(e, w):
     # Logits [e', e'] with logsumexp = -e: each logit is -e - log 2.
@@ -54,8 +64,9 @@ def test_trades_kl_splits_into_conditional_and_marginal_terms():
     """WEAT Proposition 1 (methods.md 1.3): KL = E_p[E(x*,k) - E(x,k)] + (E(x) - E(x*))."""
     torch.manual_seed(0)
     nat, adv = torch.randn(16, 10) * 3, torch.randn(16, 10) * 3
-    kl = F.kl_div(F.log_softmax(adv, 1), F.log_softmax(nat, 1), log_target=True,
-                  reduction="none").sum(1)
+    kl = F.kl_div(
+        F.log_softmax(adv, 1), F.log_softmax(nat, 1), log_target=True, reduction="none"
+    ).sum(1)
     p = F.softmax(nat, 1)
     conditional = (p * ((-adv) - (-nat))).sum(1)
     assert torch.allclose(kl, conditional + delta_energy(nat, adv), atol=1e-5)

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from conftest import tiny_classifier
 from hubmodels.energy import weat_weight
 from hubmodels.training.losses import (
-    DER_FORMS, LOSSES, AttackSettings, der_penalty, training_loss, weat_adv_loss, weat_nat_loss,
+    DER_FORMS,
+    LOSSES,
+    AttackSettings,
+    der_penalty,
+    training_loss,
+    weat_adv_loss,
+    weat_nat_loss,
 )
 
 ATTACK = AttackSettings(norm="linf", eps=0.1, alpha=0.05, steps=2)
@@ -21,7 +27,9 @@ def _batch(n=16, seed=0):
 
 
 COMBINATIONS = [(m, 0.0) for m in sorted(LOSSES)] + [
-    (m, 1.0) for m in sorted(LOSSES) if m != "standard"  # DER needs an adversarial
+    (m, 1.0)
+    for m in sorted(LOSSES)
+    if m != "standard"  # DER needs an adversarial
 ]
 
 

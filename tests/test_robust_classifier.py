@@ -6,10 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import tiny_classifier
 from hubmodels import CheckpointError, RobustClassifier
 from hubmodels.hub import PRESETS, available_presets
-
-from conftest import tiny_classifier
 
 
 def test_forward_returns_logits_and_normalises_inside(tiny_model):
@@ -50,7 +49,9 @@ def test_save_load_round_trip_gives_identical_logits(tiny_model, tmp_path):
     tiny_model.config["metrics"] = {"clean_acc": 0.5}
     tiny_model.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
-        "README.md", "config.json", "model.safetensors",
+        "README.md",
+        "config.json",
+        "model.safetensors",
     ]
     loaded = RobustClassifier.from_pretrained(tmp_path / "ckpt")
     x = torch.rand(6, 1, 8, 8)
@@ -67,8 +68,16 @@ def test_model_card_states_architecture_data_threat_model_recipe_and_metrics(tin
     tiny_model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: hubmodels" in card
-    for text in ("small_cnn", "toy", "linf with epsilon 0.1", "weat_adv", "python -m x",
-                 "pgd20_acc", "0.4321", "ECCV 2024"):
+    for text in (
+        "small_cnn",
+        "toy",
+        "linf with epsilon 0.1",
+        "weat_adv",
+        "python -m x",
+        "pgd20_acc",
+        "0.4321",
+        "ECCV 2024",
+    ):
         assert text in card
     # Saving again with new metrics rewrites the card (it never goes stale).
     tiny_model.config["metrics"] = {"pgd20_acc": 0.1111}
@@ -106,7 +115,9 @@ def test_strict_loading_rejects_an_unexpected_tensor(tmp_path):
 def test_strict_loading_rejects_a_misshaped_tensor(tmp_path):
     folder = _saved(tmp_path)
     _tamper(folder, lambda t: t.update({"backbone.head.bias": torch.zeros(4)}))
-    with pytest.raises(CheckpointError, match=r"mis-shaped tensors: backbone\.head\.bias: file \(4,\)"):
+    with pytest.raises(
+        CheckpointError, match=r"mis-shaped tensors: backbone\.head\.bias: file \(4,\)"
+    ):
         RobustClassifier.from_pretrained(folder)
 
 

@@ -19,8 +19,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 TINY = dict(
-    dataset="fashion-mnist", val_size=200, train_subset=512, batch_size=64, eval_batch_size=200,
-    attack_steps=2, val_attack_steps=3, epsilon=0.1, energy_subset=64, lr=0.05, seed=0,
+    dataset="fashion-mnist",
+    val_size=200,
+    train_subset=512,
+    batch_size=64,
+    eval_batch_size=200,
+    attack_steps=2,
+    val_attack_steps=3,
+    epsilon=0.1,
+    energy_subset=64,
+    lr=0.05,
+    seed=0,
 )
 
 
@@ -59,10 +68,13 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train(_config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9),
-              on_epoch_end=stop_after_first_epoch)
-    resumed = train(_config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9,
-                            resume=True))
+        train(
+            _config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9),
+            on_epoch_end=stop_after_first_epoch,
+        )
+    resumed = train(
+        _config(tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9, resume=True)
+    )
     for folder in ("best", "last"):
         a = load_file(str(straight.parent / folder / "model.safetensors"))
         b = load_file(str(resumed.parent / folder / "model.safetensors"))
@@ -75,10 +87,27 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
 def test_accelerate_launch_on_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "hubmodels", "train", "--method", "weat_adv", "--epochs", "1",
-        "--output-dir", str(out),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "hubmodels",
+        "train",
+        "--method",
+        "weat_adv",
+        "--epochs",
+        "1",
+        "--output-dir",
+        str(out),
         *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()],
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)

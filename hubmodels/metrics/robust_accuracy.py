@@ -40,8 +40,12 @@ def autoattack(eps: float, *, norm: str = "linf", num_classes: int = 10, seed: i
 
     def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         aa = torchattacks.AutoAttack(
-            model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, version="standard",
-            n_classes=num_classes, seed=seed,
+            model,
+            norm={"linf": "Linf", "l2": "L2"}[norm],
+            eps=eps,
+            version="standard",
+            n_classes=num_classes,
+            seed=seed,
         )
         return aa(x, y).detach()
 
@@ -88,7 +92,10 @@ def energy_diagnostics(
     device = next(model.parameters()).device
     with attacks.eval_mode(model):
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+            xb, yb = (
+                x[start : start + batch_size].to(device),
+                y[start : start + batch_size].to(device),
+            )
             x_adv = attack(model, xb, yb)
             with torch.no_grad():
                 nat, adv = model(xb), model(x_adv)

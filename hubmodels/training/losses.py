@@ -13,8 +13,8 @@ Conventions (methods.md 1.2, 2.2-2.5, 5.2-5.4):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -57,8 +57,10 @@ class RunState:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "best_score": self.best_score,
-            "best_epoch": self.best_epoch, "history": self.history,
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,8 +81,13 @@ def make_scheduler(
         )
     if config.schedule == "cyclic":  # fast AT (Wong et al. 2020): linear up to the peak and down
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=0.5,
-            anneal_strategy="linear", div_factor=1e4, final_div_factor=1.0,
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total,
+            pct_start=0.5,
+            anneal_strategy="linear",
+            div_factor=1e4,
+            final_div_factor=1.0,
             cycle_momentum=False,
         )
     if config.schedule == "piecewise":  # Rice et al. 2020: x0.1 at 50 % and 75 % of training
@@ -107,9 +114,23 @@ def build_model(config: TrainConfig, info) -> RobustClassifier:
 def recipe(config: TrainConfig) -> dict[str, Any]:
     """The part of the config a model card shows as the training recipe."""
     keys = [
-        "method", "beta", "der_lambda", "der_form", "epochs", "batch_size", "lr", "schedule",
-        "momentum", "weight_decay", "attack_steps", "alpha", "seed", "train_subset", "augment",
-        "ema_decay", "command",
+        "method",
+        "beta",
+        "der_lambda",
+        "der_form",
+        "epochs",
+        "batch_size",
+        "lr",
+        "schedule",
+        "momentum",
+        "weight_decay",
+        "attack_steps",
+        "alpha",
+        "seed",
+        "train_subset",
+        "augment",
+        "ema_decay",
+        "command",
     ]
     out = {k: getattr(config, k) for k in keys if getattr(config, k) is not None}
     out["method"] = config.method_name
@@ -125,14 +146,23 @@ def _training_attack(config: TrainConfig) -> Callable:
         return lambda model, x, y: attack_fn(model, x, y, eps=config.epsilon)
     loss = "kl" if config.method in ("trades", "weat_adv", "weat_nat") else "ce"
     return lambda model, x, y: attacks.pgd(
-        model, x, y, eps=config.epsilon, alpha=config.alpha, steps=config.attack_steps,
-        norm=config.norm, loss=loss,
+        model,
+        x,
+        y,
+        eps=config.epsilon,
+        alpha=config.alpha,
+        steps=config.attack_steps,
+        norm=config.norm,
+        loss=loss,
     )
 
 
 def _loader(dataset, config: TrainConfig, shuffle: bool, batch_size: int) -> DataLoader:
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=config.num_workers,
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=config.num_workers,
         drop_last=False,
     )
 
@@ -166,20 +196,27 @@ def train(
         (out / "run_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     splits = load_dataset(
-        config.dataset, root=config.data_root, val_size=config.val_size, seed=config.seed,
-        augment=config.augment, download=config.download, train_subset=config.train_subset,
+        config.dataset,
+        root=config.data_root,
+        val_size=config.val_size,
+        seed=config.seed,
+        augment=config.augment,
+        download=config.download,
+        train_subset=config.train_subset,
     )
     model = build_model(config, splits.info)
-    fixed_x, fixed_y = _fixed_subset(splits, min(config.energy_subset, len(splits.train)), config.seed)
+    fixed_x, fixed_y = _fixed_subset(
+        splits, min(config.energy_subset, len(splits.train)), config.seed
+    )
     train_loader = _loader(splits.train, config, True, config.batch_size)
     val_loader = _loader(splits.val, config, False, config.eval_batch_size)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum,
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = math.ceil(
-        len(train_loader) / accelerator.num_processes / config.grad_accum
-    )
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / config.grad_accum)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler
@@ -212,9 +249,16 @@ def train(
         for x, y in bar:
             with accelerator.accumulate(model):
                 result = training_loss(
-                    config.method, model, x, y, attack, beta=config.beta,
-                    der_lambda=config.der_lambda, der_form=config.der_form,
-                    der_weighted=config.der_weighted, attack_model=raw_model,
+                    config.method,
+                    model,
+                    x,
+                    y,
+                    attack,
+                    beta=config.beta,
+                    der_lambda=config.der_lambda,
+                    der_form=config.der_form,
+                    der_weighted=config.der_weighted,
+                    attack_model=raw_model,
                 )
                 if not torch.isfinite(result.loss):
                     raise FloatingPointError(
@@ -234,12 +278,21 @@ def train(
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
 
         record = _evaluate_epoch(
-            accelerator, raw_model, ema, val_loader, val_attack, (fixed_x, fixed_y),
-            _training_attack(config), config,
+            accelerator,
+            raw_model,
+            ema,
+            val_loader,
+            val_attack,
+            (fixed_x, fixed_y),
+            _training_attack(config),
+            config,
         )
         record.update(
-            epoch=epoch + 1, lr=scheduler.get_last_lr()[0], train_loss=loss_sum / seen,
-            train_acc=correct / seen, seconds=round(time.time() - started, 2),
+            epoch=epoch + 1,
+            lr=scheduler.get_last_lr()[0],
+            train_loss=loss_sum / seen,
+            train_acc=correct / seen,
+            seconds=round(time.time() - started, 2),
             val_pgd_steps=config.val_attack_steps,
         )
         run.history.append(record)
