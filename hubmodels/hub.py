@@ -122,7 +122,7 @@ def resolve_checkpoint(
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
-    return _read_config(config_path), weights_path
+    return read_config(config_path), weights_path
 
 
 def _read_local(folder: Path) -> tuple[dict[str, Any], Path]:
@@ -132,10 +132,10 @@ def _read_local(folder: Path) -> tuple[dict[str, Any], Path]:
             f"{folder} is not a checkpoint folder: missing {', '.join(missing)} "
             "(write one with save_pretrained)"
         )
-    return _read_config(folder / CONFIG_NAME), folder / WEIGHTS_NAME
+    return read_config(folder / CONFIG_NAME), folder / WEIGHTS_NAME
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

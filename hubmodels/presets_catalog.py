@@ -16,7 +16,6 @@ Which numbers a row shows, in order of preference:
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -65,14 +64,7 @@ def preset_folder(name: str) -> Path:
 
 def preset_config(name: str) -> dict[str, Any]:
     """The parsed ``config.json`` of an installed preset."""
-    path = preset_folder(name) / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not a readable JSON config: {err}") from err
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, not {type(config).__name__}")
-    return config
+    return hub.read_config(preset_folder(name) / CONFIG_NAME)
 
 
 # ---------------------------------------------------------------------------- the table
@@ -109,8 +101,11 @@ def accuracy_cells(metrics: dict[str, Any] | None) -> list[str]:
 
 
 def preset_row(name: str) -> list[str]:
-    """One table row (see ``COLUMNS``) for an installed preset."""
-    config = preset_config(name)
+    """One table row (see ``COLUMNS``) for an installed preset; a broken one says why."""
+    try:
+        config = preset_config(name)
+    except CheckpointError as err:  # one broken preset must not take the Space down
+        return [name, *["?"] * 4, *[NOT_MEASURED] * 3, f"unreadable: {err}"]
     training = config.get("training") or {}
     return [
         name,

@@ -75,6 +75,14 @@ def test_row_falls_back_to_validation_numbers_and_says_so(presets):
     assert row["measured on"] == "toy validation, epoch 4"
 
 
+def test_a_preset_with_a_corrupt_config_gets_a_row_that_says_so(presets):
+    (presets / "toy-val" / "config.json").write_text("{broken")
+    row = _row("toy-val")
+    assert row["measured on"].startswith("unreadable:") and "JSON" in row["measured on"]
+    assert len(catalog.preset_rows()) == 3  # the others are still listed
+    _load_app().build_demo()  # and the Space still starts
+
+
 def test_row_without_metrics_says_not_measured(presets):
     row = _row("toy-bare")
     assert [row[c] for c in ("clean acc", "PGD-20 acc", "AutoAttack acc")] == [
