@@ -42,7 +42,7 @@ class Interrupted(Exception):
 
 
 def test_a_short_real_run_learns_and_writes_everything(tmp_path):
-    config = _config(tmp_path, "run", method="trades", der_lambda=0.5, epochs=2)
+    config = _config(tmp_path, "run", method="trades", der_lambda=0.5, epochs=2, grad_accum=2)
     best = train(config)
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [h["epoch"] for h in history] == [1, 2]

@@ -216,7 +216,9 @@ def train(
         momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / config.grad_accum)
+    # Counted on the unsharded loader: accelerate's scheduler wrapper steps the schedule once per
+    # process for each optimiser step, so the schedule spans the whole data whatever the sharding.
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler

@@ -1,0 +1,54 @@
+"""``python -m hubmodels eval`` and the CLI's error handling."""
+
+import json
+
+import pytest
+
+from conftest import FASHION_MNIST_DIR
+from hubmodels import RobustClassifier
+from hubmodels.__main__ import main
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="needs dataset-fashion-mnist")
+def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, capsys):
+    model = RobustClassifier(
+        architecture="small_cnn", num_classes=10, in_channels=1, image_size=28,
+        dataset="fashion-mnist", threat_model={"norm": "linf", "epsilon": 0.1},
+    )
+    model.config["metrics"] = {"val_clean_acc": 0.5}  # earlier numbers are kept
+    model.save_pretrained(tmp_path / "ckpt")
+    argv = ["eval", "--model", str(tmp_path / "ckpt"), "--num-images", "48",
+            "--pgd-steps", "3", "5", "--batch-size", "16", "--device", "cpu"]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "ckpt" / "config.json").read_text())["metrics"]
+    assert metrics["val_clean_acc"] == 0.5
+    assert metrics["test"] == "fashion-mnist test set, first 48 images"
+    assert metrics["threat_model"] == "linf eps=0.1"
+    for key in ("clean_acc", "pgd3_acc", "pgd5_acc", "autoattack_acc", "autoattack_seconds"):
+        assert key in metrics
+    # Stronger attacks never raise accuracy: each is a subset of the clean-correct images here.
+    assert metrics["autoattack_acc"] <= metrics["clean_acc"]
+    assert metrics["pgd5_acc"] <= metrics["clean_acc"]
+    card = (tmp_path / "ckpt" / "README.md").read_text()
+    assert "autoattack_acc" in card and "fashion-mnist test set, first 48 images" in card
+    RobustClassifier.from_pretrained(tmp_path / "ckpt")  # still loads strictly
+
+
+def test_eval_of_a_broken_checkpoint_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "ckpt").mkdir()
+    assert main(["eval", "--model", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing config.json" in err
+
+
+def test_training_on_data_that_is_not_there_says_how_to_get_it(tmp_path, capsys):
+    argv = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "none"),
+            "--output-dir", str(tmp_path / "run"), "--epochs", "1"]
+    assert main(argv) == 2
+    assert "download" in capsys.readouterr().err
+
+
+def test_bad_training_settings_are_refused(tmp_path, capsys):
+    argv = ["train", "--schedule", "sometimes", "--output-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert "unknown schedule" in capsys.readouterr().err
