@@ -12,13 +12,29 @@ from hubmodels.__main__ import main
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="needs dataset-fashion-mnist")
 def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, capsys):
     model = RobustClassifier(
-        architecture="small_cnn", num_classes=10, in_channels=1, image_size=28,
-        dataset="fashion-mnist", threat_model={"norm": "linf", "epsilon": 0.1},
+        architecture="small_cnn",
+        num_classes=10,
+        in_channels=1,
+        image_size=28,
+        dataset="fashion-mnist",
+        threat_model={"norm": "linf", "epsilon": 0.1},
     )
     model.config["metrics"] = {"val_clean_acc": 0.5}  # earlier numbers are kept
     model.save_pretrained(tmp_path / "ckpt")
-    argv = ["eval", "--model", str(tmp_path / "ckpt"), "--num-images", "48",
-            "--pgd-steps", "3", "5", "--batch-size", "16", "--device", "cpu"]
+    argv = [
+        "eval",
+        "--model",
+        str(tmp_path / "ckpt"),
+        "--num-images",
+        "48",
+        "--pgd-steps",
+        "3",
+        "5",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "ckpt" / "config.json").read_text())["metrics"]
     assert metrics["val_clean_acc"] == 0.5
@@ -42,8 +58,17 @@ def test_eval_of_a_broken_checkpoint_is_one_clear_line(tmp_path, capsys):
 
 
 def test_training_on_data_that_is_not_there_says_how_to_get_it(tmp_path, capsys):
-    argv = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "none"),
-            "--output-dir", str(tmp_path / "run"), "--epochs", "1"]
+    argv = [
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-root",
+        str(tmp_path / "none"),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+    ]
     assert main(argv) == 2
     assert "download" in capsys.readouterr().err
 

@@ -117,26 +117,29 @@ def trades_loss(
     return LossOutput(loss, logits_adv, logits_nat, x_adv)
 
 
+def _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial: bool) -> LossOutput:
+    """(1/B) sum_i w(x_i) [CE(f(x'_i), y_i) + beta KL_i], x' = x* (WEAT_adv) or x (WEAT_nat)."""
+    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
+    ce_logits = logits_adv if ce_on_adversarial else logits_nat
+    per_sample = F.cross_entropy(ce_logits, y, reduction="none")
+    per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
+    # Divided by B, not by sum(w): the WEAT code does so, and it sets the effective lr (2.2).
+    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
+    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+
+
 def weat_adv_loss(
     model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
 ) -> LossOutput:
     """WEAT_adv (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i]."""
-    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
-    per_sample = F.cross_entropy(logits_adv, y, reduction="none")
-    per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
-    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
-    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+    return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=True)
 
 
 def weat_nat_loss(
     model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
 ) -> LossOutput:
     """WEAT_nat (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i]."""
-    x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
-    per_sample = F.cross_entropy(logits_nat, y, reduction="none")
-    per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
-    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
-    return LossOutput(loss, logits_adv, logits_nat, x_adv)
+    return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=False)
 
 
 LOSSES: dict[str, LossFn] = {

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,12 +334,23 @@ def train(
     return out / "best"
 
 
+@contextmanager
+def _averaged_weights(model, ema) -> Iterator[None]:
+    """Swap the EMA weights in (when kept) for evaluation or saving, and back afterwards."""
+    if ema is None:
+        yield
+        return
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    try:
+        yield
+    finally:
+        ema.restore(model.parameters())
+
+
 def _evaluate_epoch(accelerator, model, ema, val_loader, val_attack, fixed, train_attack, config):
     """Validation accuracies (clean, PGD) and the dE diagnostics, with EMA weights if kept."""
-    if ema is not None:
-        ema.store(model.parameters())
-        ema.copy_to(model.parameters())
-    try:
+    with _averaged_weights(model, ema):
         clean = accuracy(model, val_loader)
         robust = accuracy(model, val_loader, val_attack)
         # Each process saw a shard of the validation data; average the per-process results.
@@ -348,17 +360,11 @@ def _evaluate_epoch(accelerator, model, ema, val_loader, val_attack, fixed, trai
         energies = energy_diagnostics(
             model, *fixed, attack=train_attack, batch_size=config.eval_batch_size
         )
-    finally:
-        if ema is not None:
-            ema.restore(model.parameters())
     return {"val_clean_acc": both[0].item(), "val_pgd_acc": both[1].item(), **energies}
 
 
 def _save_checkpoint(model, ema, folder: Path, record: dict, dataset: str) -> None:
     """save_pretrained with the validation numbers of this epoch in config and card."""
-    if ema is not None:
-        ema.store(model.parameters())
-        ema.copy_to(model.parameters())
     model.config["metrics"] = {
         "split": f"{dataset} validation (held out from training)",
         "epoch": record["epoch"],
@@ -367,6 +373,5 @@ def _save_checkpoint(model, ema, folder: Path, record: dict, dataset: str) -> No
         "val_pgd_steps": record["val_pgd_steps"],
         "delta_energy": round(record["delta_energy"], 4),
     }
-    model.save_pretrained(folder)
-    if ema is not None:
-        ema.restore(model.parameters())
+    with _averaged_weights(model, ema):
+        model.save_pretrained(folder)
