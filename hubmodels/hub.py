@@ -222,3 +222,12 @@ def push_folder(
             "and the network, then run `python -m hubmodels push` again."
         ) from err
     return str(getattr(commit, "commit_url", commit))
+
+
+# ------------------------------------------------------------------ embedded presets
+# Each is a save_pretrained folder under hubmodels/presets/, trained by this package's own
+# trainer; checkpoints.md gives the command, wall time and measured numbers of each.
+register_preset(
+    "fmnist-smallcnn-standard",
+    "Fashion-MNIST small CNN, plain cross-entropy: the non-robust reference",
+)

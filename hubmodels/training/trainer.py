@@ -135,9 +135,17 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
     ]
     out = {k: getattr(config, k) for k in keys if getattr(config, k) is not None}
     out["method"] = config.method_name
+    # Keep only the settings the method actually uses, so a card never lists dead knobs.
+    unused = set()
     if config.der_lambda == 0:
-        out.pop("der_lambda"), out.pop("der_form")
-    return out
+        unused |= {"der_lambda", "der_form"}
+    if config.method not in ("trades", "weat_adv", "weat_nat"):
+        unused.add("beta")
+    if config.method == "standard":
+        unused |= {"attack_steps", "alpha"}
+    elif config.method in ("fgsm", "rs_fgsm", "n_fgsm"):
+        unused |= {"attack_steps", "alpha"}  # single-step attacks set their own step from eps
+    return {k: v for k, v in out.items() if k not in unused}
 
 
 def _training_attack(config: TrainConfig) -> Callable:
@@ -308,7 +316,7 @@ def train(
         if score > run.best_score:
             run.best_score, run.best_epoch = score, epoch + 1
             if main:
-                _save_checkpoint(raw_model, ema, out / "best", record, splits.info.name)
+                _save_checkpoint(raw_model, ema, out / "best", run.history, splits.info.name)
         accelerator.print(
             f"epoch {epoch + 1}: val clean {record['val_clean_acc']:.4f} "
             f"PGD-{config.val_attack_steps} {record['val_pgd_acc']:.4f} "
@@ -325,7 +333,7 @@ def train(
             on_epoch_end(epoch + 1, record)
 
     if main:
-        _save_checkpoint(raw_model, ema, out / "last", run.history[-1], splits.info.name)
+        _save_checkpoint(raw_model, ema, out / "last", run.history, splits.info.name)
         if config.push_to_hub:
             url = push_folder(out / "best", config.push_to_hub)
             accelerator.print(f"pushed {out / 'best'} to {url}")
@@ -363,8 +371,9 @@ def _evaluate_epoch(accelerator, model, ema, val_loader, val_attack, fixed, trai
     return {"val_clean_acc": both[0].item(), "val_pgd_acc": both[1].item(), **energies}
 
 
-def _save_checkpoint(model, ema, folder: Path, record: dict, dataset: str) -> None:
-    """save_pretrained with the validation numbers of this epoch in config and card."""
+def _save_checkpoint(model, ema, folder: Path, history: list[dict], dataset: str) -> None:
+    """save_pretrained with the newest epoch's validation numbers and the training time."""
+    record = history[-1]
     model.config["metrics"] = {
         "split": f"{dataset} validation (held out from training)",
         "epoch": record["epoch"],
@@ -372,6 +381,7 @@ def _save_checkpoint(model, ema, folder: Path, record: dict, dataset: str) -> No
         "val_pgd_acc": round(record["val_pgd_acc"], 4),
         "val_pgd_steps": record["val_pgd_steps"],
         "delta_energy": round(record["delta_energy"], 4),
+        "train_seconds": round(sum(h["seconds"] for h in history)),
     }
     with _averaged_weights(model, ema):
         model.save_pretrained(folder)
