@@ -214,6 +214,8 @@ def train(
         train_subset=config.train_subset,
     )
     model = build_model(config, splits.info)
+    if config.channels_last:  # saved weights are made contiguous again by save_pretrained
+        model = model.to(memory_format=torch.channels_last)
     fixed_x, fixed_y = _fixed_subset(
         splits, min(config.energy_subset, len(splits.train)), config.seed
     )
