@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hubmodels.hub import CheckpointError, HubPushError
 
+SUBSET_CHECK = 500  # test images whose clean accuracy every evaluated checkpoint records
+
 
 def _train(args: argparse.Namespace) -> None:
     from hubmodels.training.config import config_from_args
@@ -30,7 +32,7 @@ def _eval(args: argparse.Namespace) -> None:
     from torch.utils.data import DataLoader
 
     from hubmodels.classifiers import RobustClassifier
-    from hubmodels.metrics.robust_accuracy import evaluate_robustness
+    from hubmodels.metrics.robust_accuracy import accuracy, evaluate_robustness
     from hubmodels.training.data import load_dataset
 
     model = RobustClassifier.from_pretrained(args.model)
@@ -58,6 +60,10 @@ def _eval(args: argparse.Namespace) -> None:
         autoattack_eval=not args.no_autoattack,
         num_classes=model.config["num_classes"],
     )
+    # The clean accuracy on a small fixed prefix of the test set, recorded so the test suite
+    # can recheck in a second that the shipped weights are the ones that were measured.
+    check = min(SUBSET_CHECK, num_images)
+    results[f"clean_acc_first{check}"] = round(accuracy(model, loader, limit=check), 4)
     model.config["metrics"] = {
         **model.config["metrics"],
         "test": f"{dataset} test set, first {num_images} images",

@@ -40,7 +40,14 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
     assert metrics["val_clean_acc"] == 0.5
     assert metrics["test"] == "fashion-mnist test set, first 48 images"
     assert metrics["threat_model"] == "linf eps=0.1"
-    for key in ("clean_acc", "pgd3_acc", "pgd5_acc", "autoattack_acc", "autoattack_seconds"):
+    for key in (
+        "clean_acc",
+        "clean_acc_first48",
+        "pgd3_acc",
+        "pgd5_acc",
+        "autoattack_acc",
+        "autoattack_seconds",
+    ):
         assert key in metrics
     # Stronger attacks never raise accuracy: each is a subset of the clean-correct images here.
     assert metrics["autoattack_acc"] <= metrics["clean_acc"]
