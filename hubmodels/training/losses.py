@@ -46,6 +46,31 @@ class LossOutput:
 
 LossFn = Callable[..., LossOutput]
 
+AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+SINGLE_STEP = ("fgsm", "rs_fgsm", "n_fgsm")
+KL_METHODS = ("trades", "weat_adv", "weat_nat")
+
+
+def training_attack(method: str, attack: AttackSettings) -> AttackFn:
+    """The adversary of ``method``: what its loss trains on, and what the trainer's dE
+    diagnostics measure (methods.md 3.4). TRADES-family methods use the KL-PGD of TRADES, the
+    FGSM family its single step, and PGD-AT (and, for diagnostics, standard training) CE-PGD.
+    """
+    if method in SINGLE_STEP:
+        single_step = attacks.ATTACKS[method]
+        return lambda model, x, y: single_step(model, x, y, eps=attack.eps)
+    loss = "kl" if method in KL_METHODS else "ce"
+    return lambda model, x, y: attacks.pgd(
+        model,
+        x,
+        y,
+        eps=attack.eps,
+        alpha=attack.alpha,
+        steps=attack.steps,
+        norm=attack.norm,
+        loss=loss,
+    )
+
 
 def standard_loss(model: nn.Module, x, y, attack: AttackSettings, **_) -> LossOutput:
     """Plain cross-entropy on natural images: the non-robust reference."""
@@ -57,26 +82,16 @@ def pgd_at_loss(
     model: nn.Module, x, y, attack: AttackSettings, *, attack_model: nn.Module | None = None, **_
 ) -> LossOutput:
     """PGD-AT (Madry et al. 2018): CE on a multi-step CE-PGD adversarial, uniform start."""
-    x_adv = attacks.pgd(
-        attack_model or model,
-        x,
-        y,
-        eps=attack.eps,
-        alpha=attack.alpha,
-        steps=attack.steps,
-        norm=attack.norm,
-        loss="ce",
-    )
+    x_adv = training_attack("pgd_at", attack)(attack_model or model, x, y)
     logits_adv = model(x_adv)
     return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
 
 
 def _single_step(name: str) -> LossFn:
     """FGSM-family AT (Goodfellow 2015, Wong et al. 2020, de Jorge et al. 2022): CE on x*."""
-    attack_fn = attacks.ATTACKS[name]
 
     def loss(model, x, y, attack: AttackSettings, *, attack_model=None, **_) -> LossOutput:
-        x_adv = attack_fn(attack_model or model, x, y, eps=attack.eps)
+        x_adv = training_attack(name, attack)(attack_model or model, x, y)
         logits_adv = model(x_adv)
         return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
 
@@ -95,16 +110,7 @@ def _kl_rows(logits_nat: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor
 
 def _trades_family(model, x, y, attack, attack_model) -> tuple[torch.Tensor, ...]:
     """TRADES inner maximisation (KL-PGD from x + 0.001 N(0, I)) and both train-mode passes."""
-    x_adv = attacks.pgd(
-        attack_model or model,
-        x,
-        y,
-        eps=attack.eps,
-        alpha=attack.alpha,
-        steps=attack.steps,
-        norm=attack.norm,
-        loss="kl",
-    )
+    x_adv = training_attack("trades", attack)(attack_model or model, x, y)
     return x_adv, model(x), model(x_adv)
 
 

@@ -35,14 +35,13 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from hubmodels import attacks
 from hubmodels.classifiers import RobustClassifier
 from hubmodels.hub import push_folder
 from hubmodels.metrics.robust_accuracy import accuracy, energy_diagnostics, pgd_attack
 from hubmodels.training.alarm import check_alarm
 from hubmodels.training.config import TrainConfig
 from hubmodels.training.data import load_dataset
-from hubmodels.training.losses import AttackSettings, training_loss
+from hubmodels.training.losses import AttackSettings, training_attack, training_loss
 from hubmodels.training.plots import plot_history
 
 
@@ -146,24 +145,6 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
     elif config.method in ("fgsm", "rs_fgsm", "n_fgsm"):
         unused |= {"attack_steps", "alpha"}  # single-step attacks set their own step from eps
     return {k: v for k, v in out.items() if k not in unused}
-
-
-def _training_attack(config: TrainConfig) -> Callable:
-    """The attack of the method itself, for the delta-energy diagnostics (methods.md 3.4)."""
-    if config.method in ("fgsm", "rs_fgsm", "n_fgsm"):
-        attack_fn = attacks.ATTACKS[config.method]
-        return lambda model, x, y: attack_fn(model, x, y, eps=config.epsilon)
-    loss = "kl" if config.method in ("trades", "weat_adv", "weat_nat") else "ce"
-    return lambda model, x, y: attacks.pgd(
-        model,
-        x,
-        y,
-        eps=config.epsilon,
-        alpha=config.alpha,
-        steps=config.attack_steps,
-        norm=config.norm,
-        loss=loss,
-    )
 
 
 def _loader(dataset, config: TrainConfig, shuffle: bool, batch_size: int) -> DataLoader:
@@ -297,7 +278,7 @@ def train(
             val_loader,
             val_attack,
             (fixed_x, fixed_y),
-            _training_attack(config),
+            training_attack(config.method, attack),
             config,
         )
         record.update(
