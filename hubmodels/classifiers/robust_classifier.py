@@ -31,6 +31,9 @@ from hubmodels.hub import (
     load_state_dict_strict,
     resolve_checkpoint,
 )
+from hubmodels.sampling.generate import fit_prior, sample
+from hubmodels.sampling.priors import ClassPrior, PriorShape
+from hubmodels.sampling.sampler import Callback, SampleOutput
 
 REPO_URL = "https://github.com/hubmodels/hubmodels"
 
@@ -57,6 +60,8 @@ class RobustClassifier(
         threat_model: ``{"norm": "linf" | "l2", "epsilon": float}``, epsilon on the [0, 1] scale.
         training: the recipe that produced the weights (method, loss settings, schedule, command).
         metrics: measured numbers, e.g. ``{"clean_acc": 0.9, "pgd20_acc": 0.7}``, with their setup.
+        prior: the sizes of the stored sampling prior (``hubmodels.sampling.PriorShape``);
+            None until ``fit_prior`` has run. Its tensors live in the weights file.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class RobustClassifier(
         threat_model: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        prior: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         class_names = list(class_names) if class_names is not None else None
@@ -95,6 +101,7 @@ class RobustClassifier(
             "threat_model": dict(threat_model or {}),
             "training": dict(training or {}),
             "metrics": dict(metrics or {}),
+            "prior": dict(prior) if prior is not None else None,
         }
         self.backbone = build_backbone(
             architecture, num_classes=num_classes, in_channels=in_channels, image_size=image_size
@@ -102,6 +109,9 @@ class RobustClassifier(
         # Non-persistent: the config is the single source of truth for the normalisation.
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.prior: ClassPrior | None = None
+        if prior is not None:
+            self.attach_prior(PriorShape(**prior))
 
     # ------------------------------------------------------------------ the model
     @property
@@ -139,6 +149,46 @@ class RobustClassifier(
         if isinstance(y, int):
             y = torch.full((x.shape[0],), y, dtype=torch.long, device=x.device)
         return _energy(logits, y)
+
+    # ------------------------------------------------------------------ sampling
+    def attach_prior(self, shape: PriorShape) -> None:
+        """Add empty prior buffers of ``shape`` (filled by ``fit_prior`` or by loading)."""
+        dim = self.config["in_channels"] * self.config["image_size"] ** 2
+        device = self.mean.device
+        self.prior = ClassPrior(self.config["num_classes"], dim, shape).to(device)
+        self.config["prior"] = shape.to_dict()
+
+    def fit_prior(
+        self, images: torch.Tensor, labels: torch.Tensor, shape: PriorShape | None = None, **kw
+    ) -> None:
+        """Fit the class PCA / Gaussian / local PCA priors and the class reference energies
+        on training images (N, C, H, W) in [0, 1]; they are saved with the weights."""
+        fit_prior(self, images, labels, shape, **kw)
+
+    def sample(
+        self,
+        classes: list[str | int] | str | int | None = None,
+        n_per_class: int = 8,
+        *,
+        seed: int = 0,
+        callback: Callback | None = None,
+        **settings: Any,
+    ) -> SampleOutput:
+        """Class-conditional samples by momentum SGLD on E(x, y) from a stored prior.
+
+        Args:
+            classes: class names or indices (default: all classes).
+            n_per_class: samples per class (at most 10,000 in all per call).
+            seed: seeds the prior draw and the Langevin noise; same seed, same images.
+            callback: ``callback(step, images, energies)`` every few steps, for previews.
+            **settings: ``hubmodels.sampling.SamplerSettings`` fields: init ("pca",
+                "gaussian", "local_pca", "uniform"), scale, steps, step_size, momentum,
+                noise_std, guidance, adaptive_stop, tolerance, reject.
+
+        Returns:
+            ``SampleOutput`` with PIL ``images``, ``labels``, final ``energies`` and ``steps``.
+        """
+        return sample(self, classes, n_per_class, seed=seed, callback=callback, **settings)
 
     # ------------------------------------------------------------------ the hub
     def _save_pretrained(self, save_directory: Path) -> None:

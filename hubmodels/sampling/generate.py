@@ -1,0 +1,147 @@
+"""``RobustClassifier.sample`` and ``fit_prior``: the user-facing side of sampling.
+
+Fitting stores the prior and the class reference energies in the model (and so in its
+safetensors file); sampling needs nothing else, so ``from_pretrained(...).sample()`` works from
+a hub checkpoint without any dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from hubmodels.energy import joint_energy
+from hubmodels.sampling.priors import PriorShape
+from hubmodels.sampling.sampler import (
+    MAX_SAMPLES,
+    Callback,
+    SampleOutput,
+    SamplerSettings,
+    sgld,
+    to_pil,
+)
+
+
+def resolve_classes(model, classes: Sequence[str | int] | None) -> list[int]:
+    """Class names or indices -> indices; None means every class."""
+    names = model.class_names
+    if classes is None:
+        return list(range(len(names)))
+    if isinstance(classes, (str, int)):
+        classes = [classes]
+    resolved = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (str, int)):
+            raise ValueError(f"classes are names or indices, got {c!r}")
+        if isinstance(c, str):
+            if c not in names:
+                raise ValueError(f"unknown class {c!r}; this model knows {names}")
+            resolved.append(names.index(c))
+        elif not 0 <= c < len(names):
+            raise ValueError(f"class index {c} out of range 0..{len(names) - 1}")
+        else:
+            resolved.append(c)
+    if not resolved:
+        raise ValueError("no classes given")
+    return resolved
+
+
+@torch.no_grad()
+def fit_prior(
+    model,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    shape: PriorShape | None = None,
+    *,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> None:
+    """Fit the priors and reference energies on training ``images`` (N, C, H, W) in [0, 1]."""
+    shape = shape or PriorShape()
+    if shape.neighbour_space not in ("pixel", "features"):
+        raise ValueError("neighbour_space is 'pixel' or 'features'")
+    if images.shape[1:] != torch.Size(model.input_shape):
+        raise ValueError(f"images must be (N, {model.input_shape}), got {tuple(images.shape)}")
+    model.eval()
+    device = next(model.parameters()).device
+    energies, features = [], []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
+        energies.append(joint_energy(model(x), y).cpu())
+        if shape.neighbour_space == "features":
+            features.append(model.features(x).cpu())
+    energies = torch.cat(energies)
+    model.attach_prior(shape)
+    prior = model.prior
+    prior.fit(
+        images.flatten(1).cpu(),
+        labels.cpu(),
+        neighbour_features=torch.cat(features) if features else None,
+        seed=seed,
+    )
+    for y in range(prior.num_classes):
+        prior.reference_energy[y] = energies[labels.cpu() == y].mean()
+    prior.to(device)
+
+
+def sample(
+    model,
+    classes: Sequence[str | int] | None = None,
+    n_per_class: int = 8,
+    *,
+    seed: int = 0,
+    settings: SamplerSettings | None = None,
+    batch_size: int = 256,
+    callback: Callback | None = None,
+    **overrides,
+) -> SampleOutput:
+    """Draw ``n_per_class`` samples for each class (see ``RobustClassifier.sample``)."""
+    if settings is not None and overrides:
+        raise TypeError("pass settings= or keyword overrides, not both")
+    settings = settings or SamplerSettings(**overrides)
+    if getattr(model, "prior", None) is None:
+        raise ValueError(
+            "this checkpoint has no prior: fit one first with `python -m hubmodels fit-prior "
+            "--model ... --data ...` (or RobustClassifier.fit_prior)"
+        )
+    indices = resolve_classes(model, classes)
+    if not isinstance(n_per_class, int) or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}")
+    total = n_per_class * len(indices)
+    if total > MAX_SAMPLES:
+        raise ValueError(
+            f"{total} samples requested; one call makes at most {MAX_SAMPLES}: "
+            "use `python -m hubmodels sample` for large batches"
+        )
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor(indices, device=device).repeat_interleave(n_per_class)
+    images, energies, steps = [], [], []
+    for start in range(0, total, batch_size):
+        y = labels[start : start + batch_size]
+        x0 = model.prior.sample(y, settings.init, settings.scale, generator)
+        x0 = x0.view(len(y), *model.input_shape)
+        x, e, s = sgld(
+            model,
+            x0,
+            y,
+            settings,
+            reference_energy=model.prior.reference_energy,
+            generator=generator,
+            callback=callback,
+        )
+        images.append(x), energies.append(e), steps.append(s)
+    x, e, s = torch.cat(images), torch.cat(energies), torch.cat(steps)
+    with torch.no_grad():
+        accepted = model(x).argmax(1) == labels
+    keep = accepted if settings.reject else torch.ones_like(accepted)
+    return SampleOutput(
+        images=to_pil(x[keep]),
+        labels=labels[keep].tolist(),
+        energies=e[keep].tolist(),
+        steps=s[keep].tolist(),
+        tensors=x[keep].cpu(),
+        accepted=accepted[keep].tolist(),
+    )

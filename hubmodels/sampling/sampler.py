@@ -1,0 +1,136 @@
+"""Class-conditional sampling from a robust classifier: momentum SGLD on the joint energy.
+
+WEAT's sampler (methods.md 2.7, "Eq. 7"):
+
+    v_{n+1} = zeta v_n - (eta / 2) grad_x objective(x_n)
+    x_{n+1} = clip_[0,1](x_n + v_{n+1} + noise_std * N(0, I))
+
+with objective E(x, y) = -f(x)[y]. DER's improvements (methods.md 3.5):
+
+* **energy guidance**: the objective becomes (E(x, y) - E_y)^2, pulling each sample to the
+  class reference energy E_y (the mean joint energy of real class-y images) instead of past it;
+* **adaptive stopping**: a sample freezes once |E(x, y) - E_y| <= tolerance (or, without
+  guidance, once E(x, y) <= E_y + tolerance), with ``steps`` as the hard cap.
+
+Everything is batched and seeded by a CPU ``torch.Generator``, so a seed gives the same images
+on any device. ``callback(step, images, energies)`` lets the Space stream previews.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from hubmodels.attacks import eval_mode
+from hubmodels.energy import joint_energy
+
+MAX_SAMPLES = 10_000  # per call: more is a batch job for the CLI, not one in-memory call
+
+Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Sampler knobs; ``step_size`` is eta, ``scale`` the prior's spread in component stds."""
+
+    init: str = "pca"
+    scale: float = 0.5
+    steps: int = 50
+    step_size: float = 0.8
+    momentum: float = 0.8
+    noise_std: float = 1e-3
+    guidance: bool = False
+    adaptive_stop: bool = False
+    tolerance: float = 0.5
+    reject: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "step_size", "noise_std", "tolerance"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.step_size == 0:
+            raise ValueError("step_size must be positive")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+
+
+@dataclass
+class SampleOutput:
+    """Generated images and per-sample diagnostics."""
+
+    images: list[Image.Image]
+    labels: list[int]
+    energies: list[float]  # final joint energy E(x, y)
+    steps: list[int]  # steps each sample actually took
+    tensors: torch.Tensor = field(repr=False)  # (N, C, H, W) in [0, 1]
+    accepted: list[bool] = field(default_factory=list)  # classified as y (with reject=True)
+
+
+def sgld(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    settings: SamplerSettings,
+    *,
+    reference_energy: torch.Tensor | None,
+    generator: torch.Generator,
+    callback: Callback | None = None,
+    preview_every: int = 5,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run momentum SGLD from ``x``; return (images, final joint energies, steps per sample)."""
+    if (settings.guidance or settings.adaptive_stop) and reference_energy is None:
+        raise ValueError("energy guidance and adaptive stopping need the class reference energies")
+    target = reference_energy[labels] if reference_energy is not None else None
+    x = x.detach().clone()
+    velocity = torch.zeros_like(x)
+    active = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    steps_taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    with eval_mode(model), torch.enable_grad():
+        for step in range(1, settings.steps + 1):
+            x.requires_grad_(True)
+            energy = joint_energy(model(x), labels)
+            objective = (energy - target).pow(2) if settings.guidance else energy
+            (grad,) = torch.autograd.grad(objective.sum(), x)
+            x = x.detach()
+            energy = energy.detach()
+            if settings.adaptive_stop:
+                reached = _reached(energy, target, settings)
+                active &= ~reached
+                if not active.any():
+                    break
+            mask = active.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+            velocity = settings.momentum * velocity - settings.step_size / 2 * grad
+            noise = settings.noise_std * torch.randn(x.shape, generator=generator).to(x.device)
+            x = torch.where(mask.bool(), (x + velocity + noise).clamp(0.0, 1.0), x)
+            velocity = velocity * mask  # a frozen sample keeps no momentum
+            steps_taken += active.long()
+            if not torch.isfinite(x).all():
+                raise FloatingPointError(f"sampling diverged at step {step}; lower step_size")
+            if callback is not None and (step % preview_every == 0 or step == settings.steps):
+                callback(step, x, energy)
+    with torch.no_grad(), eval_mode(model):
+        final = joint_energy(model(x), labels)
+    return x, final, steps_taken
+
+
+def _reached(energy: torch.Tensor, target: torch.Tensor, settings: SamplerSettings) -> torch.Tensor:
+    """Adaptive stop: at the reference energy (guidance) or at/below it (plain descent)."""
+    if settings.guidance:
+        return (energy - target).abs() <= settings.tolerance
+    return energy <= target + settings.tolerance
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(N, C, H, W) in [0, 1] -> PIL images ("L" for one channel, "RGB" for three)."""
+    array = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    array = array.permute(0, 2, 3, 1).numpy()
+    if array.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L") for a in array]
+    return [Image.fromarray(a, mode="RGB") for a in array]

@@ -1,0 +1,197 @@
+"""Priors and the SGLD sampler (methods.md 2.7, 3.5) on tiny models and synthetic data."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_classifier
+from hubmodels import RobustClassifier
+from hubmodels.sampling import PriorShape
+
+SHAPE = PriorShape(components=6, anchors=3, local_components=2, neighbours=10)
+
+
+def _data(n_per_class=200, seed=0):
+    """Three classes of 8x8 images: distinct means, variance along two known directions."""
+    g = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    directions = torch.linalg.qr(torch.randn(64, 2, generator=g))[0].T  # orthonormal (2, 64)
+    for y, level in enumerate((0.3, 0.5, 0.7)):
+        coeff = torch.randn(n_per_class, 2, generator=g) * torch.tensor([0.08, 0.03])
+        x = level + coeff @ directions + 0.002 * torch.randn(n_per_class, 64, generator=g)
+        images.append(x), labels.append(torch.full((n_per_class,), y))
+    return torch.cat(images).view(-1, 1, 8, 8).clamp(0, 1), torch.cat(labels)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A tiny classifier trained for a moment on the synthetic classes, with its prior."""
+    model = tiny_classifier().train()
+    x, y = _data()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    model.fit_prior(x, y, SHAPE)
+    return model, x, y
+
+
+def test_pca_prior_reproduces_class_means_and_the_variance_it_claims(fitted):
+    model, x, y = fitted
+    prior = model.prior
+    for c in range(3):
+        members = x[y == c].flatten(1)
+        assert torch.allclose(prior.class_mean[c], members.mean(0), atol=1e-5)
+        # The two real directions carry std 0.08 and 0.03; the rest is the 0.002 noise.
+        assert prior.class_std[c, :2].tolist() == pytest.approx([0.08, 0.03], rel=0.15)
+        assert prior.class_std[c, 2:].max() < 0.01
+    # Draw many samples at scale 1: their spread along each stored component is that std.
+    labels = torch.zeros(4000, dtype=torch.long)
+    draws = prior.sample(labels, "pca", 1.0, torch.Generator().manual_seed(1))
+    basis = prior.class_basis[0, :2].float()
+    projected = (draws - prior.class_mean[0]) @ basis.T
+    assert projected.std(0).tolist() == pytest.approx(prior.class_std[0, :2].tolist(), rel=0.06)
+    # scale is in units of component std, whatever the class size.
+    half = prior.sample(labels, "pca", 0.5, torch.Generator().manual_seed(1))
+    spread = ((half - prior.class_mean[0]) @ basis.T).std(0)
+    assert spread.tolist() == pytest.approx((0.5 * prior.class_std[0, :2]).tolist(), rel=0.06)
+
+
+def test_reference_energies_are_the_mean_joint_energy_of_each_class(fitted):
+    model, x, y = fitted
+    with torch.no_grad():
+        energies = -model(x)[torch.arange(len(y)), y]
+    for c in range(3):
+        assert model.prior.reference_energy[c].item() == pytest.approx(
+            energies[y == c].mean().item(), abs=1e-4
+        )
+
+
+@pytest.mark.parametrize("init", ["pca", "gaussian", "local_pca", "uniform"])
+def test_every_init_gives_images_in_the_unit_box_of_the_right_shape(fitted, init):
+    model, _, _ = fitted
+    out = model.sample(classes=[0, "c"], n_per_class=5, seed=0, init=init, steps=3, scale=3.0)
+    assert out.tensors.shape == (10, 1, 8, 8)
+    assert out.tensors.min() >= 0 and out.tensors.max() <= 1
+    assert out.labels == [0] * 5 + [2] * 5
+    assert [im.size for im in out.images] == [(8, 8)] * 10 and out.images[0].mode == "L"
+
+
+def test_local_pca_starts_near_a_real_anchor_image(fitted):
+    model, x, y = fitted
+    start = model.prior.sample(
+        torch.ones(50, dtype=torch.long), "local_pca", 0.0, torch.Generator().manual_seed(0)
+    )
+    anchors = model.prior.local_anchor[1].float()
+    nearest = torch.cdist(start, anchors).min(1).values
+    assert nearest.max() < 2e-3  # scale 0: exactly an anchor (float16 storage)
+    members = x[y == 1].flatten(1)
+    assert torch.cdist(anchors, members).min(1).values.max() < 2e-3  # anchors are real images
+
+
+def test_plain_descent_lowers_the_joint_energy(fitted):
+    model, _, _ = fitted
+    before = model.sample(classes=[1], n_per_class=16, seed=3, steps=1, step_size=1e-6)
+    after = model.sample(
+        classes=[1], n_per_class=16, seed=3, steps=25, step_size=0.002, momentum=0.5
+    )
+    assert torch.tensor(after.energies).mean() < torch.tensor(before.energies).mean() - 0.1
+
+
+def test_same_seed_same_images_other_seed_other_images(fitted):
+    model, _, _ = fitted
+    a = model.sample(classes=[0, 1], n_per_class=3, seed=7, steps=4)
+    b = model.sample(classes=[0, 1], n_per_class=3, seed=7, steps=4)
+    c = model.sample(classes=[0, 1], n_per_class=3, seed=8, steps=4)
+    assert torch.equal(a.tensors, b.tensors) and not torch.equal(a.tensors, c.tensors)
+
+
+@pytest.mark.parametrize("guidance", [False, True])
+def test_adaptive_stopping_stops_each_sample_when_its_criterion_is_met_and_not_before(
+    fitted, guidance
+):
+    model, _, _ = fitted
+    ref = model.prior.reference_energy
+    common = dict(
+        classes=[0, 1, 2],
+        n_per_class=4,
+        seed=5,
+        step_size=0.002,
+        momentum=0.5,
+        guidance=guidance,
+        tolerance=0.3,
+    )
+    stopped = model.sample(steps=40, adaptive_stop=True, **common)
+    labels = torch.tensor(stopped.labels)
+
+    def criterion(energies):
+        e = torch.tensor(energies)
+        gap = e - ref[labels]
+        return gap.abs() <= 0.3 if guidance else gap <= 0.3
+
+    # Frozen samples are exactly where the un-stopped trajectory was after that many steps.
+    assert any(s < 40 for s in stopped.steps), "some samples must stop early in this setup"
+    for i, taken in enumerate(stopped.steps):
+        if taken < 40:
+            assert criterion(stopped.energies)[i], "stopped before reaching its criterion"
+        if taken >= 1:
+            earlier = model.sample(steps=taken, **common) if taken > 1 else None
+            if earlier is not None:
+                # after `taken` updates the free run is where the stopped sample froze
+                assert torch.allclose(earlier.tensors[i], stopped.tensors[i], atol=1e-6)
+            previous = model.sample(steps=max(taken - 1, 1), **common)
+            if taken > 1:
+                assert not criterion(previous.energies)[i], "it could have stopped earlier"
+
+
+def test_prior_survives_save_and_load(fitted, tmp_path):
+    model, _, _ = fitted
+    model.save_pretrained(tmp_path)
+    loaded = RobustClassifier.from_pretrained(tmp_path)
+    assert loaded.config["prior"] == SHAPE.to_dict()
+    for name, tensor in model.prior.state_dict().items():
+        assert torch.equal(tensor, loaded.prior.state_dict()[name]), name
+    a = model.sample(classes=[2], n_per_class=4, seed=1, steps=3, init="local_pca")
+    b = loaded.sample(classes=[2], n_per_class=4, seed=1, steps=3, init="local_pca")
+    assert torch.equal(a.tensors, b.tensors)
+
+
+def test_rejection_keeps_only_samples_the_model_assigns_to_their_class(fitted):
+    model, _, _ = fitted
+    out = model.sample(
+        classes=[0, 1, 2], n_per_class=6, seed=0, steps=2, reject=True, init="uniform"
+    )
+    with torch.no_grad():
+        predicted = model(out.tensors).argmax(1).tolist()
+    assert predicted == out.labels and all(out.accepted)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(classes=["Sneaker"]), "unknown class 'Sneaker'"),
+        (dict(classes=[3]), "out of range"),
+        (dict(n_per_class=0), "positive integer"),
+        (dict(n_per_class=100_000), "at most 10000"),
+        (dict(step_size=math.nan), "step_size must be a finite"),
+        (dict(step_size=0.0), "step_size must be positive"),
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(init="noise"), "unknown init"),
+    ],
+)
+def test_bad_requests_are_clear_errors(fitted, kwargs, message):
+    model, _, _ = fitted
+    with pytest.raises(ValueError, match=message):
+        model.sample(**{"classes": [0], "n_per_class": 1, **kwargs})
+
+
+def test_a_checkpoint_without_prior_says_how_to_get_one(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError, match="no prior: fit one first with `python -m hubmodels fit-prior"
+    ):
+        RobustClassifier.from_pretrained(tmp_path).sample(classes=[0])
