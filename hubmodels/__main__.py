@@ -1,4 +1,4 @@
-"""Command line: ``python -m hubmodels train | eval | push``.
+"""Command line: ``python -m hubmodels train | eval | fit-prior | sample | push``.
 
 Every command also runs under ``accelerate launch -m hubmodels ...``. Errors that are the
 user's to fix (a missing dataset, a checkpoint that does not load, a refused push) end with
@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help="default: cuda if available, else cpu")
     evaluate.add_argument("--save-to", help="folder to write the checkpoint with its metrics")
     evaluate.set_defaults(run=_eval)
+
+    from hubmodels.sampling import cli as sampling_cli
+
+    fit = commands.add_parser("fit-prior", help="fit and store the sampling priors")
+    sampling_cli.add_fit_prior_arguments(fit)
+    fit.set_defaults(run=sampling_cli.run_fit_prior)
+
+    sample = commands.add_parser("sample", help="class-conditional samples (PNGs or .npz)")
+    sampling_cli.add_sample_arguments(sample)
+    sample.set_defaults(run=sampling_cli.run_sample)
 
     push = commands.add_parser("push", help="upload a save_pretrained folder to the Hub")
     push.add_argument("folder")

@@ -1,0 +1,194 @@
+"""``python -m hubmodels fit-prior`` and ``python -m hubmodels sample``.
+
+Sampling splits its work into fixed batches, each seeded by (seed, batch index), and hands the
+batches to processes with accelerate's ``PartialState``: ``accelerate launch -m hubmodels sample``
+on any number of processes writes exactly the images one process would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hubmodels.sampling.priors import INITS, PriorShape
+from hubmodels.sampling.sampler import SamplerSettings
+
+SAMPLE_BATCH = 100  # images per seeded work unit
+
+
+def add_fit_prior_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="preset name, folder or hub id")
+    parser.add_argument("--data", help="dataset of the registry (default: the model's)")
+    parser.add_argument("--data-root")
+    parser.add_argument("--max-per-class", type=int, default=6000, help="training images used")
+    parser.add_argument(
+        "--out",
+        help="folder to save the model with its prior (default: --model when it is a folder)",
+    )
+    for f in dataclasses.fields(PriorShape):
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, type=type(f.default), default=f.default)
+
+
+def run_fit_prior(args: argparse.Namespace) -> None:
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.training.data import load_dataset
+
+    model = RobustClassifier.from_pretrained(args.model)
+    splits = load_dataset(args.data or model.config["dataset"], root=args.data_root, augment=False)
+    train = splits.train
+    labels = train.labels
+    chosen = torch.cat(
+        [
+            torch.nonzero(labels == y).flatten()[: args.max_per_class]
+            for y in range(model.config["num_classes"])
+        ]
+    )
+    images = torch.stack([train[int(i)][0] for i in chosen])
+    shape = PriorShape(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PriorShape)})
+    model.fit_prior(images, labels[chosen], shape)
+    target = args.out or (args.model if Path(args.model).is_dir() else None)
+    if target is None:
+        raise ValueError("pass --out DIR: a preset or hub id cannot be written in place")
+    model.save_pretrained(target)
+    size = (Path(target) / "model.safetensors").stat().st_size / 2**20
+    print(f"prior fitted on {len(chosen)} images; saved to {target} ({size:.1f} MiB)")
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="preset name, folder or hub id")
+    parser.add_argument("--classes", nargs="*", help="names or indices (default: all)")
+    parser.add_argument("--n-per-class", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="samples")
+    parser.add_argument("--format", choices=["png", "npz"], default="png")
+    parser.add_argument("--init", choices=INITS, default="pca")
+    for f in dataclasses.fields(SamplerSettings):
+        if f.name == "init":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default)
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+    from tqdm.auto import tqdm
+
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.sampling.generate import resolve_classes
+
+    state = PartialState()
+    model = RobustClassifier.from_pretrained(args.model, map_location=state.device)
+    settings = SamplerSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplerSettings)}
+    )
+    classes = resolve_classes(model, _parse_classes(args.classes))
+    if args.n_per_class < 1:
+        raise ValueError("--n-per-class must be at least 1")
+    # Work units: (class, first index, count), each seeded independently of the process count.
+    units = [
+        (c, start, min(SAMPLE_BATCH, args.n_per_class - start))
+        for c in classes
+        for start in range(0, args.n_per_class, SAMPLE_BATCH)
+    ]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with state.split_between_processes(list(enumerate(units))) as mine:
+        for unit_index, (c, start, count) in tqdm(
+            mine, disable=not state.is_main_process, desc="sampling"
+        ):
+            result = model.sample(
+                [c], count, seed=args.seed * 100_003 + unit_index, settings=settings
+            )
+            parts.append((c, start, result))
+            if args.format == "png":
+                folder = out / _safe(model.class_names[c])
+                folder.mkdir(exist_ok=True)
+                for k, image in enumerate(result.images):
+                    image.save(folder / f"{start + k:05d}.png")
+    if args.format == "npz" and parts:
+        np.savez_compressed(out / f"part-{state.process_index:03d}.npz", **_arrays(parts))
+    state.wait_for_everyone()
+    if state.is_main_process:
+        if args.format == "npz":
+            _merge_parts(out)
+        grid = _grid(out, args.format, model, classes, min(args.n_per_class, 10))
+        print(
+            f"{len(units)} batches, {len(classes) * args.n_per_class} samples in {out}; "
+            f"grid: {grid}"
+        )
+
+
+def _parse_classes(classes: list[str] | None) -> list[str | int] | None:
+    if not classes:
+        return None
+    return [int(c) if c.isdigit() else c for c in classes]
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+def _arrays(parts) -> dict[str, np.ndarray]:
+    images = torch.cat([r.tensors for _, _, r in parts])
+    return {
+        "images": (images * 255).round().to(torch.uint8).numpy(),
+        "labels": np.array([label for _, _, r in parts for label in r.labels]),
+        "index": np.array([start + k for _, start, r in parts for k in range(len(r.labels))]),
+        "energies": np.array([e for _, _, r in parts for e in r.energies], dtype=np.float32),
+        "steps": np.array([s for _, _, r in parts for s in r.steps]),
+    }
+
+
+def _merge_parts(out: Path) -> None:
+    files = sorted(out.glob("part-*.npz"))
+    loaded = [dict(np.load(f)) for f in files]
+    merged = {k: np.concatenate([p[k] for p in loaded]) for k in loaded[0]}
+    order = np.lexsort((merged["index"], merged["labels"]))
+    np.savez_compressed(out / "samples.npz", **{k: v[order] for k, v in merged.items()})
+    for f in files:
+        f.unlink()
+
+
+def _grid(out: Path, fmt: str, model, classes: list[int], per_row: int) -> Path:
+    """One row per class, ``per_row`` samples each, written to out/grid.png."""
+    from PIL import Image
+
+    if fmt == "npz":
+        data = np.load(out / "samples.npz")
+        rows = [
+            [
+                Image.fromarray(
+                    img.transpose(1, 2, 0).squeeze(-1)
+                    if img.shape[0] == 1
+                    else img.transpose(1, 2, 0)
+                )
+                for img in data["images"][data["labels"] == c][:per_row]
+            ]
+            for c in classes
+        ]
+    else:
+        rows = [
+            [
+                Image.open(p)
+                for p in sorted((out / _safe(model.class_names[c])).glob("*.png"))[:per_row]
+            ]
+            for c in classes
+        ]
+    size = model.config["image_size"]
+    mode = "L" if model.config["in_channels"] == 1 else "RGB"
+    grid = Image.new(mode, (per_row * (size + 2), len(classes) * (size + 2)))
+    for r, row in enumerate(rows):
+        for k, image in enumerate(row):
+            grid.paste(image, (k * (size + 2), r * (size + 2)))
+    path = out / "grid.png"
+    grid.save(path)
+    return path
