@@ -90,27 +90,29 @@ def sgld(
     target = reference_energy[labels] if reference_energy is not None else None
     x = x.detach().clone()
     velocity = torch.zeros_like(x)
+    energy = torch.full((len(x),), float("nan"), device=x.device)
     active = torch.ones(len(x), dtype=torch.bool, device=x.device)
     steps_taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
     with eval_mode(model), torch.enable_grad():
         for step in range(1, settings.steps + 1):
-            x.requires_grad_(True)
-            energy = joint_energy(model(x), labels)
-            objective = (energy - target).pow(2) if settings.guidance else energy
-            (grad,) = torch.autograd.grad(objective.sum(), x)
-            x = x.detach()
-            energy = energy.detach()
-            if settings.adaptive_stop:
-                reached = _reached(energy, target, settings)
-                active &= ~reached
-                if not active.any():
-                    break
-            mask = active.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
-            velocity = settings.momentum * velocity - settings.step_size / 2 * grad
+            # Noise for every sample, frozen or not, so the random stream (and so each sample's
+            # trajectory) does not depend on when the others stop.
             noise = settings.noise_std * torch.randn(x.shape, generator=generator).to(x.device)
-            x = torch.where(mask.bool(), (x + velocity + noise).clamp(0.0, 1.0), x)
-            velocity = velocity * mask  # a frozen sample keeps no momentum
-            steps_taken += active.long()
+            idx = active.nonzero().flatten()  # only moving samples cost a forward/backward
+            moving = x[idx].requires_grad_(True)
+            e = joint_energy(model(moving), labels[idx])
+            objective = (e - target[idx]).pow(2) if settings.guidance else e
+            (grad,) = torch.autograd.grad(objective.sum(), moving)
+            energy[idx] = e.detach()
+            if settings.adaptive_stop:
+                go_on = ~_reached(e.detach(), target[idx], settings)
+                active[idx[~go_on]] = False
+                idx, grad = idx[go_on], grad[go_on]
+                if idx.numel() == 0:
+                    break
+            velocity[idx] = settings.momentum * velocity[idx] - settings.step_size / 2 * grad
+            x[idx] = (x[idx] + velocity[idx] + noise[idx]).clamp(0.0, 1.0)
+            steps_taken[idx] += 1
             if not torch.isfinite(x).all():
                 raise FloatingPointError(f"sampling diverged at step {step}; lower step_size")
             if callback is not None and (step % preview_every == 0 or step == settings.steps):
