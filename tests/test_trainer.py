@@ -79,6 +79,14 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
         a = load_file(str(straight.parent / folder / "model.safetensors"))
         b = load_file(str(resumed.parent / folder / "model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a), folder
+    with pytest.raises(
+        ValueError, match=r"cannot resume .* with different settings \(lr: 0.05 -> 0.1"
+    ):
+        train(
+            _config(
+                tmp_path, "resumed", method="pgd_at", epochs=2, ema_decay=0.9, lr=0.1, resume=True
+            )
+        )
     lines = lambda run: (tmp_path / run / "metrics.jsonl").read_text().splitlines()  # noqa: E731
     strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
     assert [strip(x) for x in lines("straight")] == [strip(x) for x in lines("resumed")]

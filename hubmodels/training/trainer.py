@@ -157,6 +157,26 @@ def _loader(dataset, config: TrainConfig, shuffle: bool, batch_size: int) -> Dat
     )
 
 
+# Settings that may change between a run and its resumption; any other change is refused.
+RESUMABLE_CHANGES = {"resume", "command", "push_to_hub", "num_workers", "eval_batch_size"}
+
+
+def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run with different settings: its state would not match them."""
+    if not saved_config.is_file():
+        return
+    saved = json.loads(saved_config.read_text())
+    changed = sorted(
+        k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(config, k)!r}" for k in changed)
+        raise ValueError(
+            f"cannot resume {saved_config.parent} with different settings ({details}); "
+            "use the original flags or a new --output-dir"
+        )
+
+
 def _fixed_subset(splits, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n un-augmented training images, the same every epoch (for the dE diagnostics)."""
     train = splits.train
@@ -181,6 +201,8 @@ def train(
     set_seed(config.seed)
     out = Path(config.output_dir)
     main = accelerator.is_main_process
+    if config.resume:
+        _check_same_run(out / "run_config.json", config)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "run_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -237,40 +259,18 @@ def train(
     for epoch in range(run.epoch, config.epochs):
         started = time.time()
         train_loader.set_epoch(epoch)
-        model.train()
-        loss_sum = correct = seen = 0.0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not main)
-        for x, y in bar:
-            with accelerator.accumulate(model):
-                result = training_loss(
-                    config.method,
-                    model,
-                    x,
-                    y,
-                    attack,
-                    beta=config.beta,
-                    der_lambda=config.der_lambda,
-                    der_form=config.der_form,
-                    der_weighted=config.der_weighted,
-                    attack_model=raw_model,
-                )
-                if not torch.isfinite(result.loss):
-                    raise FloatingPointError(
-                        f"loss became {result.loss.item()} at epoch {epoch + 1}; lower --lr "
-                        f"or resume from {state_dir} with --resume"
-                    )
-                accelerator.backward(result.loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            if ema is not None and accelerator.sync_gradients:
-                ema.step(raw_model.parameters())
-            logits = result.logits_adv if result.logits_adv is not None else result.logits_nat
-            loss_sum += result.loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-
+        train_loss, train_acc = _train_one_epoch(
+            accelerator,
+            model,
+            raw_model,
+            optimizer,
+            scheduler,
+            ema,
+            train_loader,
+            attack,
+            config,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+        )
         record = _evaluate_epoch(
             accelerator,
             raw_model,
@@ -284,8 +284,8 @@ def train(
         record.update(
             epoch=epoch + 1,
             lr=scheduler.get_last_lr()[0],
-            train_loss=loss_sum / seen,
-            train_acc=correct / seen,
+            train_loss=train_loss,
+            train_acc=train_acc,
             seconds=round(time.time() - started, 2),
             val_pgd_steps=config.val_attack_steps,
         )
@@ -323,6 +323,46 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return out / "best"
+
+
+def _train_one_epoch(
+    accelerator, model, raw_model, optimizer, scheduler, ema, loader, attack, config, desc
+) -> tuple[float, float]:
+    """One pass over the training data; returns the mean loss and the (adversarial) accuracy."""
+    model.train()
+    loss_sum = correct = seen = 0.0
+    bar = tqdm(loader, desc=desc, disable=not accelerator.is_main_process)
+    for x, y in bar:
+        with accelerator.accumulate(model):
+            result = training_loss(
+                config.method,
+                model,
+                x,
+                y,
+                attack,
+                beta=config.beta,
+                der_lambda=config.der_lambda,
+                der_form=config.der_form,
+                der_weighted=config.der_weighted,
+                attack_model=raw_model,  # attacks need no gradient sync across processes
+            )
+            if not torch.isfinite(result.loss):
+                raise FloatingPointError(
+                    f"loss became {result.loss.item()} in {desc}; lower --lr, or continue "
+                    f"from the last saved epoch with --resume"
+                )
+            accelerator.backward(result.loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        if ema is not None and accelerator.sync_gradients:
+            ema.step(raw_model.parameters())
+        logits = result.logits_adv if result.logits_adv is not None else result.logits_nat
+        loss_sum += result.loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return loss_sum / seen, correct / seen
 
 
 @contextmanager
