@@ -58,6 +58,7 @@ def _eval(args: argparse.Namespace) -> None:
         pgd_steps=tuple(args.pgd_steps),
         restarts=args.restarts,
         autoattack_eval=not args.no_autoattack,
+        autoattack_images=args.autoattack_images,
         num_classes=model.config["num_classes"],
     )
     # The clean accuracy on a small fixed prefix of the test set, recorded so the test suite
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pgd-steps", type=int, nargs="+", default=[20, 50])
     evaluate.add_argument("--restarts", type=int, default=1, help="PGD random restarts")
     evaluate.add_argument("--no-autoattack", action="store_true")
+    evaluate.add_argument(
+        "--autoattack-images", type=int, help="run AutoAttack on only the first N (it is slow)"
+    )
     evaluate.add_argument("--epsilon", type=float, help="default: the checkpoint's threat model")
     evaluate.add_argument("--norm", choices=["linf", "l2"])
     evaluate.add_argument("--batch-size", type=int, default=500)

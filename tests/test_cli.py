@@ -34,6 +34,8 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
         "16",
         "--device",
         "cpu",
+        "--autoattack-images",
+        "32",
     ]
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "ckpt" / "config.json").read_text())["metrics"]
@@ -50,7 +52,9 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
     ):
         assert key in metrics
     # Stronger attacks never raise accuracy: each is a subset of the clean-correct images here.
-    assert metrics["autoattack_acc"] <= metrics["clean_acc"]
+    assert metrics["autoattack_images"] == 32 and metrics["pgd5_images"] == 48
+    # AutoAttack's correct images (of the first 32) are among the clean-correct ones (of 48).
+    assert round(metrics["autoattack_acc"] * 32) <= round(metrics["clean_acc"] * 48)
     assert metrics["pgd5_acc"] <= metrics["clean_acc"]
     card = (tmp_path / "ckpt" / "README.md").read_text()
     assert "autoattack_acc" in card and "fashion-mnist test set, first 48 images" in card
