@@ -105,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-root")
     evaluate.add_argument("--download", action="store_true")
     evaluate.add_argument("--num-images", type=int, default=10000, help="test images to use")
-    evaluate.add_argument("--pgd-steps", type=int, nargs="+", default=[20, 50])
+    evaluate.add_argument(
+        "--pgd-steps",
+        type=int,
+        nargs="*",
+        default=[20, 50],
+        help="PGD step counts (none: skip PGD)",
+    )
     evaluate.add_argument("--restarts", type=int, default=1, help="PGD random restarts")
     evaluate.add_argument("--no-autoattack", action="store_true")
     evaluate.add_argument(
