@@ -21,8 +21,9 @@ def _train(args: argparse.Namespace) -> None:
     from hubmodels.training.config import config_from_args
     from hubmodels.training.trainer import train
 
-    if args.command is None:
-        args.command = "python -m hubmodels " + shlex.join(sys.argv[1:])
+    if args.command is None:  # recorded in the card: how to reproduce, so without --resume
+        argv = [a for a in sys.argv[1:] if a not in ("--resume", "--no-resume")]
+        args.command = "python -m hubmodels " + shlex.join(argv)
     best = train(config_from_args(args))
     print(f"best checkpoint: {best}")
 
