@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> None:
     from hubmodels.training.trainer import train
 
     if args.command is None:  # recorded in the card: how to reproduce, so without --resume
-        argv = [a for a in sys.argv[1:] if a not in ("--resume", "--no-resume")]
+        argv = [a for a in args.argv if a not in ("--resume", "--no-resume")]
         args.command = "python -m hubmodels " + shlex.join(argv)
     best = train(config_from_args(args))
     print(f"best checkpoint: {best}")
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.run(args)
     except (CheckpointError, HubPushError, FileNotFoundError, ValueError) as err:
