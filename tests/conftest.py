@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,23 @@ import torch
 from hubmodels import RobustClassifier
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# `accelerate launch` on two CPU processes, no config file needed; append the hubmodels verb.
+ACCELERATE_CPU_2 = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--cpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+    "hubmodels",
+]
 
 
 @pytest.fixture(autouse=True)

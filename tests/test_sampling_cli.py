@@ -1,13 +1,12 @@
 """``python -m hubmodels fit-prior`` and ``sample``, in one process and under accelerate."""
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FASHION_MNIST_DIR
+from conftest import ACCELERATE_CPU_2, FASHION_MNIST_DIR
 from hubmodels import RobustClassifier
 from hubmodels.__main__ import main
 from hubmodels.training.data import FASHION_MNIST_CLASSES
@@ -76,20 +75,7 @@ def test_accelerate_launch_splits_the_work_and_writes_what_one_process_writes(wi
     ]
     assert main(["sample", *common, "--out", str(tmp_path / "one")]) == 0
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--cpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "hubmodels",
+        *ACCELERATE_CPU_2,
         "sample",
         *common,
         "--out",

@@ -2,13 +2,12 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import FASHION_MNIST_DIR
+from conftest import ACCELERATE_CPU_2, FASHION_MNIST_DIR
 from hubmodels import RobustClassifier
 from hubmodels.training.config import TrainConfig
 from hubmodels.training.trainer import train
@@ -95,20 +94,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
 def test_accelerate_launch_on_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--cpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "hubmodels",
+        *ACCELERATE_CPU_2,
         "train",
         "--method",
         "weat_adv",
