@@ -4,10 +4,13 @@ Each preset goes through four resumable stages; a stage whose output exists is s
 script can be stopped and started again at will (training resumes from its last epoch):
 
 1. ``python -m hubmodels train`` (the recipe below) into RUNS/NAME;
-2. ``python -m hubmodels eval`` of RUNS/NAME/best on the full test set (AutoAttack on a stated
-   prefix, it is slow on a CPU), written into the checkpoint's config and card;
+2. ``python -m hubmodels eval`` of RUNS/NAME/best on the full test set, written into the
+   checkpoint's config and card;
 3. ``python -m hubmodels fit-prior`` on the training split, stored in the weights file;
 4. copy of the folder, its training plot and per-epoch log into hubmodels/presets/NAME.
+
+AutoAttack, far slower than PGD on a CPU, runs last over all presets, on a stated prefix of the
+test set, and each preset is installed again with its number.
 
     python experiments/build_presets.py --only fmnist-smallcnn-weat fmnist-smallcnn-der
 """
@@ -41,34 +44,41 @@ def hubmodels(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
-def build(name: str, runs: Path, autoattack_images: int) -> None:
+def evaluate(best: Path, *attack_args: str) -> None:
+    hubmodels("eval", "--model", str(best), "--num-images", "10000", "--batch-size", "500", *attack_args)
+
+
+def install(name: str, run: Path) -> None:
+    target = PRESETS_DIR / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(run / "best", target)
+    for extra in ("training.png", "metrics.jsonl"):
+        shutil.copy(run / extra, target / extra)
+    print(f"installed {target}", flush=True)
+
+
+def build(name: str, runs: Path) -> None:
+    """Stages 1-4 with PGD only, so a preset ships before its (slow) AutoAttack number exists."""
     run = runs / name
     ensure_run(runs, name, RECIPES[name])
     best = run / "best"
-    metrics = json.loads((best / "config.json").read_text())["metrics"]
-    if "pgd20_acc" not in metrics:
-        hubmodels(
-            "eval",
-            "--model",
-            str(best),
-            "--num-images",
-            "10000",
-            "--pgd-steps",
-            "20",
-            "50",
-            "--autoattack-images",
-            str(autoattack_images),
-            "--batch-size",
-            "500",
-        )
+    if "pgd20_acc" not in recorded_metrics(best):
+        evaluate(best, "--pgd-steps", "20", "--no-autoattack")
     if json.loads((best / "config.json").read_text()).get("prior") is None:
         hubmodels("fit-prior", "--model", str(best))
-    target = PRESETS_DIR / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(best, target)
-    for extra in ("training.png", "metrics.jsonl"):
-        shutil.copy(run / extra, target / extra)
-    print(f"installed {target}")
+    install(name, run)
+
+
+def add_autoattack(name: str, runs: Path, autoattack_images: int) -> None:
+    """AutoAttack on the first ``autoattack_images`` test images, merged into the installed preset."""
+    run = runs / name
+    if "autoattack_acc" not in recorded_metrics(run / "best"):
+        evaluate(run / "best", "--pgd-steps", "--autoattack-images", str(autoattack_images))
+    install(name, run)
+
+
+def recorded_metrics(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "config.json").read_text())["metrics"]
 
 
 def main() -> None:
@@ -77,8 +87,11 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/presets")
     parser.add_argument("--autoattack-images", type=int, default=2000)
     args = parser.parse_args()
-    for name in args.only or RECIPES:
-        build(name, Path(args.runs), args.autoattack_images)
+    names = args.only or list(RECIPES)
+    for name in names:
+        build(name, Path(args.runs))
+    for name in names:
+        add_autoattack(name, Path(args.runs), args.autoattack_images)
 
 
 if __name__ == "__main__":

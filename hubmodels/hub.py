@@ -231,3 +231,7 @@ register_preset(
     "fmnist-smallcnn-standard",
     "Fashion-MNIST small CNN, plain cross-entropy: the non-robust reference",
 )
+register_preset(
+    "fmnist-smallcnn-der",
+    "Fashion-MNIST small CNN, PGD-AT + delta-energy regulariser (DER), L-inf eps 0.1",
+)

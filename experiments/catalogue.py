@@ -1,0 +1,86 @@
+"""Print the checkpoints.md table rows and per-preset facts of the installed presets.
+
+Everything comes from the preset folders (config.json, metrics.jsonl, the weights file), so the
+catalogue quotes exactly what was measured; tests/test_presets.py checks that it still does.
+
+    python experiments/catalogue.py > /tmp/rows.md   # then paste into checkpoints.md
+"""
+
+from __future__ import annotations
+
+import json
+
+from hubmodels.hub import PRESETS, available_presets
+
+METHODS = {
+    "standard": "standard (no AT)",
+    "pgd_at": "PGD-AT",
+    "trades": "TRADES (β = {beta:g})",
+    "weat_adv": "WEAT_adv (β = {beta:g})",
+    "weat_nat": "WEAT_nat (β = {beta:g})",
+}
+
+
+def percent(metrics: dict, key: str) -> str:
+    return "not measured" if key not in metrics else f"{100 * metrics[key]:.2f} %"
+
+
+def method_label(training: dict) -> str:
+    base = training["method"].removesuffix("+der")  # the card names DER runs "BASE+der"
+    label = METHODS.get(base, base).format(**training)
+    if training.get("der_lambda"):
+        label += f" + DER (λ = {training['der_lambda']:g}, {training.get('der_form', 'squared')})"
+    return label
+
+
+def row(name: str) -> str:
+    folder = PRESETS[name].path
+    config = json.loads((folder / "config.json").read_text())
+    metrics, threat = config["metrics"], config["threat_model"]
+    size_mb = (folder / "model.safetensors").stat().st_size / 1e6
+    cells = [
+        f"`{name}`",
+        "small CNN" if config["architecture"] == "small_cnn" else config["architecture"],
+        "Fashion-MNIST" if config["dataset"] == "fashion-mnist" else config["dataset"],
+        f"L∞ ε = {threat['epsilon']:g}" if threat["norm"] == "linf" else f"L2 ε = {threat['epsilon']:g}",
+        method_label(config["training"]),
+        percent(metrics, "clean_acc"),
+        percent(metrics, "pgd20_acc"),
+        percent(metrics, "autoattack_acc"),
+        f"{size_mb:.1f} MB",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def facts(name: str) -> str:
+    folder = PRESETS[name].path
+    config = json.loads((folder / "config.json").read_text())
+    metrics = config["metrics"]
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").open()]
+    seconds = {k: metrics.get(f"{k}_seconds") for k in ("clean", "pgd20", "autoattack")}
+    lines = [
+        f"### {name}",
+        "",
+        f"- command: `{config['training']['command']}`",
+        f"- training wall time: {metrics['train_seconds']:,} s over {len(history)} epochs",
+        f"- selected epoch {metrics['epoch']}: validation clean {100 * metrics['val_clean_acc']:.1f} %,"
+        f" PGD-{metrics['val_pgd_steps']} {100 * metrics['val_pgd_acc']:.1f} %,"
+        f" dE(x) {metrics['delta_energy']:+.3f}",
+        "- dE(x) per epoch: " + ", ".join(f"{h['delta_energy']:+.3f}" for h in history),
+        "- evaluation wall time: "
+        + ", ".join(f"{k} {v:,} s" for k, v in seconds.items() if v is not None)
+        + f" (AutoAttack on the first {metrics.get('autoattack_images', 10000):,} test images)",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    names = available_presets()
+    print("\n".join(row(n) for n in names))
+    for name in names:
+        print()
+        print(facts(name))
+
+
+if __name__ == "__main__":
+    main()
