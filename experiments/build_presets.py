@@ -45,7 +45,9 @@ def hubmodels(*args: str) -> None:
 
 
 def evaluate(best: Path, *attack_args: str) -> None:
-    hubmodels("eval", "--model", str(best), "--num-images", "10000", "--batch-size", "500", *attack_args)
+    hubmodels(
+        "eval", "--model", str(best), "--num-images", "10000", "--batch-size", "500", *attack_args
+    )
 
 
 def install(name: str, run: Path) -> None:
@@ -70,7 +72,7 @@ def build(name: str, runs: Path) -> None:
 
 
 def add_autoattack(name: str, runs: Path, autoattack_images: int) -> None:
-    """AutoAttack on the first ``autoattack_images`` test images, merged into the installed preset."""
+    """AutoAttack on the first ``autoattack_images`` test images, merged into the preset."""
     run = runs / name
     if "autoattack_acc" not in recorded_metrics(run / "best"):
         evaluate(run / "best", "--pgd-steps", "--autoattack-images", str(autoattack_images))

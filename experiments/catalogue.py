@@ -42,7 +42,7 @@ def row(name: str) -> str:
         f"`{name}`",
         "small CNN" if config["architecture"] == "small_cnn" else config["architecture"],
         "Fashion-MNIST" if config["dataset"] == "fashion-mnist" else config["dataset"],
-        f"L∞ ε = {threat['epsilon']:g}" if threat["norm"] == "linf" else f"L2 ε = {threat['epsilon']:g}",
+        f"{'L∞' if threat['norm'] == 'linf' else 'L2'} ε = {threat['epsilon']:g}",
         method_label(config["training"]),
         percent(metrics, "clean_acc"),
         percent(metrics, "pgd20_acc"),
@@ -63,7 +63,8 @@ def facts(name: str) -> str:
         "",
         f"- command: `{config['training']['command']}`",
         f"- training wall time: {metrics['train_seconds']:,} s over {len(history)} epochs",
-        f"- selected epoch {metrics['epoch']}: validation clean {100 * metrics['val_clean_acc']:.1f} %,"
+        f"- selected epoch {metrics['epoch']}: validation clean"
+        f" {100 * metrics['val_clean_acc']:.1f} %,"
         f" PGD-{metrics['val_pgd_steps']} {100 * metrics['val_pgd_acc']:.1f} %,"
         f" dE(x) {metrics['delta_energy']:+.3f}",
         "- dE(x) per epoch: " + ", ".join(f"{h['delta_energy']:+.3f}" for h in history),
