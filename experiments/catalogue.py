@@ -69,9 +69,10 @@ def facts(name: str) -> str:
         f" dE(x) {metrics['delta_energy']:+.3f}",
         "- dE(x) per epoch: " + ", ".join(f"{h['delta_energy']:+.3f}" for h in history),
         "- evaluation wall time: "
-        + ", ".join(f"{k} {v:,} s" for k, v in seconds.items() if v is not None)
-        + f" (AutoAttack on the first {metrics.get('autoattack_images', 10000):,} test images)",
+        + ", ".join(f"{k} {v:,} s" for k, v in seconds.items() if v is not None),
     ]
+    if "autoattack_images" in metrics:
+        lines[-1] += f" (AutoAttack on the first {metrics['autoattack_images']:,} test images)"
     return "\n".join(lines)
 
 

