@@ -64,9 +64,9 @@ def build(name: str, runs: Path) -> None:
     run = runs / name
     ensure_run(runs, name, RECIPES[name])
     best = run / "best"
-    if "pgd20_acc" not in recorded_metrics(best):
+    if "pgd20_acc" not in recorded_config(best)["metrics"]:
         evaluate(best, "--pgd-steps", "20", "--no-autoattack")
-    if json.loads((best / "config.json").read_text()).get("prior") is None:
+    if recorded_config(best).get("prior") is None:  # re-read: eval rewrote the config
         hubmodels("fit-prior", "--model", str(best))
     install(name, run)
 
@@ -74,13 +74,13 @@ def build(name: str, runs: Path) -> None:
 def add_autoattack(name: str, runs: Path, autoattack_images: int) -> None:
     """AutoAttack on the first ``autoattack_images`` test images, merged into the preset."""
     run = runs / name
-    if "autoattack_acc" not in recorded_metrics(run / "best"):
+    if "autoattack_acc" not in recorded_config(run / "best")["metrics"]:
         evaluate(run / "best", "--pgd-steps", "--autoattack-images", str(autoattack_images))
     install(name, run)
 
 
-def recorded_metrics(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / "config.json").read_text())["metrics"]
+def recorded_config(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "config.json").read_text())
 
 
 def main() -> None:

@@ -9,8 +9,14 @@ catalogue quotes exactly what was measured; tests/test_presets.py checks that it
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from hubmodels.hub import PRESETS, available_presets
+from hubmodels.presets_catalog import (
+    NOT_MEASURED,
+    installed_presets,
+    preset_config,
+    preset_folder,
+)
 
 METHODS = {
     "standard": "standard (no AT)",
@@ -22,7 +28,7 @@ METHODS = {
 
 
 def percent(metrics: dict, key: str) -> str:
-    return "not measured" if key not in metrics else f"{100 * metrics[key]:.2f} %"
+    return NOT_MEASURED if key not in metrics else f"{100 * metrics[key]:.2f} %"
 
 
 def method_label(training: dict) -> str:
@@ -33,11 +39,9 @@ def method_label(training: dict) -> str:
     return label
 
 
-def row(name: str) -> str:
-    folder = PRESETS[name].path
-    config = json.loads((folder / "config.json").read_text())
+def row(name: str, config: dict[str, Any]) -> str:
     metrics, threat = config["metrics"], config["threat_model"]
-    size_mb = (folder / "model.safetensors").stat().st_size / 1e6
+    size_mb = (preset_folder(name) / "model.safetensors").stat().st_size / 1e6
     cells = [
         f"`{name}`",
         "small CNN" if config["architecture"] == "small_cnn" else config["architecture"],
@@ -52,11 +56,9 @@ def row(name: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def facts(name: str) -> str:
-    folder = PRESETS[name].path
-    config = json.loads((folder / "config.json").read_text())
+def facts(name: str, config: dict[str, Any]) -> str:
     metrics = config["metrics"]
-    history = [json.loads(line) for line in (folder / "metrics.jsonl").open()]
+    history = [json.loads(line) for line in (preset_folder(name) / "metrics.jsonl").open()]
     seconds = {k: metrics.get(f"{k}_seconds") for k in ("clean", "pgd20", "autoattack")}
     lines = [
         f"### {name}",
@@ -77,11 +79,11 @@ def facts(name: str) -> str:
 
 
 def main() -> None:
-    names = available_presets()
-    print("\n".join(row(n) for n in names))
-    for name in names:
+    configs = {name: preset_config(name) for name in installed_presets()}
+    print("\n".join(row(name, config) for name, config in configs.items()))
+    for name, config in configs.items():
         print()
-        print(facts(name))
+        print(facts(name, config))
 
 
 if __name__ == "__main__":
