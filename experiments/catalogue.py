@@ -64,7 +64,9 @@ def facts(name: str, config: dict[str, Any]) -> str:
         f"### {name}",
         "",
         f"- command: `{config['training']['command']}`",
-        f"- training wall time: {metrics['train_seconds']:,} s over {len(history)} epochs",
+        f"- training wall time: {round(sum(h['seconds'] for h in history)):,} s for"
+        f" {len(history)} epochs; the selected epoch was saved after"
+        f" {metrics['train_seconds']:,} s",
         f"- selected epoch {metrics['epoch']}: validation clean"
         f" {100 * metrics['val_clean_acc']:.1f} %,"
         f" PGD-{metrics['val_pgd_steps']} {100 * metrics['val_pgd_acc']:.1f} %,"

@@ -243,3 +243,7 @@ register_preset(
     "fmnist-smallcnn-pgdat",
     "Fashion-MNIST small CNN, PGD-AT (Madry et al.), L-inf eps 0.1",
 )
+register_preset(
+    "fmnist-smallcnn-trades",
+    "Fashion-MNIST small CNN, TRADES (beta 6), L-inf eps 0.1",
+)
