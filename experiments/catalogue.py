@@ -59,7 +59,7 @@ def row(name: str, config: dict[str, Any]) -> str:
 def facts(name: str, config: dict[str, Any]) -> str:
     metrics = config["metrics"]
     history = [json.loads(line) for line in (preset_folder(name) / "metrics.jsonl").open()]
-    seconds = {k: metrics.get(f"{k}_seconds") for k in ("clean", "pgd20", "autoattack")}
+    measured = [k for k in ("clean", "pgd20", "autoattack") if f"{k}_seconds" in metrics]
     lines = [
         f"### {name}",
         "",
@@ -73,7 +73,10 @@ def facts(name: str, config: dict[str, Any]) -> str:
         f" dE(x) {metrics['delta_energy']:+.3f}",
         "- dE(x) per epoch: " + ", ".join(f"{h['delta_energy']:+.3f}" for h in history),
         "- evaluation wall time: "
-        + ", ".join(f"{k} {v:,} s" for k, v in seconds.items() if v is not None),
+        + ", ".join(
+            f"{k} {metrics[f'{k}_seconds']:,} s on {metrics.get(f'{k}_device', 'cpu')}"
+            for k in measured
+        ),
     ]
     if "autoattack_images" in metrics:
         lines[-1] += f" (AutoAttack on the first {metrics['autoattack_images']:,} test images)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import ensure_run, first_alarm, plot_runs
+from grid import ensure_runs, first_alarm, plot_runs
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
@@ -26,6 +26,11 @@ METHODS = {  # label -> trainer flags
     "RS-FGSM": ["--method", "rs_fgsm"],
     "N-FGSM": ["--method", "n_fgsm"],
 }
+
+
+def der_variants(lambdas: list[float]) -> dict[str, list[str]]:
+    """FGSM+DER at other weights (methods.md 3.3 proposes sweeping lambda over 0.1 ... 10)."""
+    return {f"FGSM+DER{lam:g}": ["--method", "fgsm", "--der-lambda", str(lam)] for lam in lambdas}
 
 
 def common(args, eps: float, seed: int) -> list[str]:
@@ -57,38 +62,68 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--train-subset", type=int, default=20000)
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--der-lambdas", type=float, nargs="*", default=[], help="also FGSM+DER at these lambdas"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4+)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="tabulate and plot the runs as they are"
+    )
     parser.add_argument("--runs", default="runs/co")
     parser.add_argument("--figure", default="docs/figures/catastrophic_overfitting.png")
     args = parser.parse_args()
     runs = Path(args.runs)
 
     if args.sweep:
+        sweep = {
+            f"sweep-fgsm-eps{eps}-seed{seed}": (eps, seed)
+            for eps in args.sweep
+            for seed in args.seeds
+        }
+        histories = ensure_runs(
+            runs,
+            {n: METHODS["FGSM"] + common(args, eps, seed) for n, (eps, seed) in sweep.items()},
+            args.jobs,
+            train=not args.report_only,
+        )
         groups = {}
-        for eps in args.sweep:
-            for seed in args.seeds:
-                name = f"sweep-fgsm-eps{eps}-seed{seed}"
-                hist = ensure_run(runs, name, METHODS["FGSM"] + common(args, eps, seed))
-                groups.setdefault(f"FGSM eps={eps}", []).append((f"seed {seed}", hist))
-                print(
-                    f"eps {eps} seed {seed}: PGD val acc per epoch "
-                    + " ".join(f"{h['val_pgd_acc']:.2f}" for h in hist)
-                )
+        for name, (eps, seed) in sweep.items():
+            hist = histories[name]
+            groups.setdefault(f"FGSM eps={eps}", []).append((f"seed {seed}", hist))
+            # The CO signature: PGD accuracy collapses while the FGSM (training) accuracy stays up.
+            print(f"eps {eps} seed {seed}: epoch PGD-val / FGSM-train accuracy")
+            print("  " + " ".join(f"{h['val_pgd_acc']:.2f}/{h['train_acc']:.2f}" for h in hist))
         plot_runs(groups, Path(args.figure).with_name("co_sweep.png"), "FGSM AT epsilon sweep")
         return
 
+    methods = {label: METHODS[label] for label in args.methods} | der_variants(args.der_lambdas)
+    grid = {
+        f"{label.lower().replace('+', '-')}-eps{args.epsilon}-seed{seed}": (label, seed, flags)
+        for label, flags in methods.items()
+        for seed in args.seeds
+    }
+    histories = ensure_runs(
+        runs,
+        {n: flags + common(args, args.epsilon, seed) for n, (_, seed, flags) in grid.items()},
+        args.jobs,
+        train=not args.report_only,
+    )
     groups = {}
-    print("| method | seed | final PGD-20 (val) | best PGD-20 (val) | first alarm (epoch) |")
-    print("|---|---|---|---|---|")
-    for label, flags in METHODS.items():
-        for seed in args.seeds:
-            name = f"{label.lower().replace('+', '-')}-eps{args.epsilon}-seed{seed}"
-            hist = ensure_run(runs, name, flags + common(args, args.epsilon, seed))
-            groups.setdefault(label, []).append((f"seed {seed}", hist))
-            best = max(h["val_pgd_acc"] for h in hist)
-            print(
-                f"| {label} | {seed} | {hist[-1]['val_pgd_acc']:.3f} | {best:.3f} | "
-                f"{first_alarm(hist)} |"
-            )
+    print(
+        "| method | seed | final PGD-20 (val) | best PGD-20 (val) | final FGSM (train) |"
+        " final dE(x) | first alarm (epoch) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, (label, seed, _) in grid.items():
+        hist = histories[name]
+        groups.setdefault(label, []).append((f"seed {seed}", hist))
+        best = max(h["val_pgd_acc"] for h in hist)
+        print(
+            f"| {label} | {seed} | {hist[-1]['val_pgd_acc']:.3f} | {best:.3f} |"
+            f" {hist[-1]['train_acc']:.3f} | {hist[-1]['delta_energy']:+.3f} |"
+            f" {first_alarm(hist)} |"
+        )
     plot_runs(groups, Path(args.figure), f"Single-step AT on Fashion-MNIST, eps={args.epsilon}")
 
 

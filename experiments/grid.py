@@ -2,7 +2,8 @@
 
 Every run is ``python -m hubmodels train ... --output-dir RUNS/NAME --resume``: a finished run
 (its ``last/`` folder exists) is skipped, a killed one continues from its last saved epoch. So an
-experiment that does not fit in one sitting is simply started again.
+experiment that does not fit in one sitting is simply started again. ``ensure_runs`` trains
+several at once: a small CNN leaves a GPU mostly idle, so four or more runs share one well.
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ import json
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def ensure_run(runs: Path, name: str, args: list[str]) -> list[dict]:
-    """Train (or finish training) run ``name`` and return its per-epoch history."""
+def ensure_run(runs: Path, name: str, args: list[str], train: bool = True) -> list[dict]:
+    """Train (or finish training) run ``name`` and return its per-epoch history.
+
+    ``train=False`` only reads the history as it stands (of a run still training, or one
+    trained elsewhere and cut short), so partial results can be tabulated and plotted.
+    """
     out = runs / name
-    if not (out / "last" / "config.json").is_file():
+    if train and not (out / "last" / "config.json").is_file():
         command = [
             sys.executable,
             "-m",
@@ -35,8 +41,23 @@ def ensure_run(runs: Path, name: str, args: list[str]) -> list[dict]:
     return history(out)
 
 
+def ensure_runs(
+    runs: Path, grid: dict[str, list[str]], jobs: int = 1, train: bool = True
+) -> dict[str, list[dict]]:
+    """``ensure_run`` for every ``name -> args`` of ``grid``, ``jobs`` at a time, in grid order."""
+    # Threads are enough: each one only waits on its training subprocess.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            name: pool.submit(ensure_run, runs, name, args, train) for name, args in grid.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
 def history(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    log = out / "metrics.jsonl"
+    if not log.is_file():
+        raise SystemExit(f"{out} has no metrics.jsonl yet: train it first (drop --report-only)")
+    return [json.loads(line) for line in log.open()]
 
 
 def first_alarm(history: list[dict]) -> str:
@@ -45,14 +66,19 @@ def first_alarm(history: list[dict]) -> str:
 
 
 def plot_runs(groups: dict[str, list[tuple[str, list[dict]]]], path: Path, title: str) -> None:
-    """One panel per group: PGD validation error (left) and dE(x) (right) per run, alarms marked."""
+    """One panel per group, up to three a row: PGD validation error (left axis) and dE(x) (right)
+    per run, with a red line where each run's CO/RO alarm first fired."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, (group, runs) in zip(axes[0], groups.items(), strict=True):
+    cols = 2 if len(groups) == 4 else min(3, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(groups) :]:
+        ax.axis("off")
+    for ax, (group, runs) in zip(axes.flat, groups.items(), strict=False):
         de_ax = ax.twinx()
         for i, (label, hist) in enumerate(runs):
             epochs = [h["epoch"] for h in hist]
@@ -71,9 +97,9 @@ def plot_runs(groups: dict[str, list[tuple[str, list[dict]]]], path: Path, title
                 label=f"dE(x) {label}",
                 **style,
             )
-            for h in hist:
-                if h.get("alarm"):
-                    ax.axvline(h["epoch"], color="tab:red", lw=0.8, alpha=0.5)
+            alarm = first_alarm(hist)
+            if alarm != "none":  # later epochs usually repeat the same alarm
+                ax.axvline(int(alarm), color="tab:red", lw=0.8, alpha=0.6, ls=style["ls"])
         ax.set_ylim(0, 1)
         ax.set_title(group, fontsize=9)
         ax.set_xlabel("epoch")

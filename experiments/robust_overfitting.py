@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import ensure_run, first_alarm, plot_runs
+from grid import ensure_runs, first_alarm, plot_runs
 
 METHODS = {
     "PGD-AT": ["--method", "pgd_at"],
@@ -35,6 +35,18 @@ def main() -> None:
     parser.add_argument("--attack-steps", type=int, default=7)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="random crop + flip; --no-augment lets a small model memorise sooner",
+    )
+    parser.add_argument("--val-size", type=int, default=1000, help="validation images per epoch")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="tabulate and plot the runs as they are"
+    )
     parser.add_argument("--runs", default="runs/ro")
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
@@ -58,16 +70,25 @@ def main() -> None:
         str(args.attack_steps),
         "--energy-subset",
         "500",
+        "--val-size",
+        str(args.val_size),
+        "--augment" if args.augment else "--no-augment",
     ]
+    setting = f"n{args.train_subset}" + ("" if args.augment else "-noaug")
+    names = {
+        label: f"{label.lower().replace('+', '-')}-{setting}-seed{args.seed}"
+        for label in args.methods
+    }
+    grid = {names[label]: METHODS[label] + common for label in args.methods}
+    histories = ensure_runs(Path(args.runs), grid, args.jobs, train=not args.report_only)
     groups = {}
     print(
         "| method | best PGD-20 (val) | epoch | last PGD-20 (val) | gap | final dE(x) | "
         "first alarm |"
     )
     print("|---|---|---|---|---|---|---|")
-    for label, flags in METHODS.items():
-        name = f"{label.lower().replace('+', '-')}-n{args.train_subset}-seed{args.seed}"
-        hist = ensure_run(Path(args.runs), name, flags + common)
+    for label, name in names.items():
+        hist = histories[name]
         groups[label] = [(label, hist)]
         best = max(hist, key=lambda h: h["val_pgd_acc"])
         last = hist[-1]
@@ -79,7 +100,9 @@ def main() -> None:
     plot_runs(
         groups,
         Path(args.figure),
-        f"Robust overfitting, {args.train_subset} Fashion-MNIST images, eps={args.epsilon}",
+        f"Robust overfitting, {args.train_subset} Fashion-MNIST images"
+        + ("" if args.augment else " (no augmentation)")
+        + f", eps={args.epsilon}",
     )
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import FASHION_MNIST_DIR
 from hubmodels import RobustClassifier
@@ -51,6 +52,7 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
         "autoattack_seconds",
     ):
         assert key in metrics
+    assert metrics["pgd5_device"] == f"cpu ({torch.get_num_threads()} threads)"
     # Stronger attacks never raise accuracy: each is a subset of the clean-correct images here.
     assert metrics["autoattack_images"] == 32 and metrics["pgd5_images"] == 48
     # AutoAttack's correct images (of the first 32) are among the clean-correct ones (of 48).

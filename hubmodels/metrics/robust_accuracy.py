@@ -106,6 +106,13 @@ def energy_diagnostics(
     return {k: v / len(x) for k, v in sums.items()}
 
 
+def device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3' or 'cpu (2 threads)': what a wall time was measured on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
 def evaluate_robustness(
     model: nn.Module,
     batches: Batches,
@@ -124,7 +131,8 @@ def evaluate_robustness(
 
     AutoAttack, far slower than PGD on a CPU, may run on the first ``autoattack_images`` only.
     Returns accuracies keyed ``clean_acc``, ``pgd{K}_acc`` and ``autoattack_acc``, the image
-    count and seconds of each, so a model card can say what was measured and at what cost.
+    count, seconds and device of each, so a model card can say what was measured and at what
+    cost (a number measured later on another machine is merged in beside the others).
     """
     import time
 
@@ -133,7 +141,8 @@ def evaluate_robustness(
     runs.update({f"pgd{k}": pgd_attack(eps, k, norm=norm, restarts=restarts) for k in pgd_steps})
     if autoattack_eval:
         runs["autoattack"] = autoattack(eps, norm=norm, num_classes=num_classes)
-    results: dict[str, float] = {}
+    results: dict[str, float | str] = {}
+    device = device_name(next(model.parameters()).device)
     for name, attack in runs.items():
         started = time.time()
         count = num_images
@@ -142,5 +151,6 @@ def evaluate_robustness(
         results[f"{name}_acc"] = round(accuracy(model, batches, attack, limit=count), 4)
         results[f"{name}_images"] = count
         results[f"{name}_seconds"] = round(time.time() - started, 1)
+        results[f"{name}_device"] = device
         progress(f"{name}: {results[f'{name}_acc']:.4f} ({results[f'{name}_seconds']} s)")
     return results
