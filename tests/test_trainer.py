@@ -110,3 +110,18 @@ def test_accelerate_launch_on_two_cpu_processes(tmp_path):
     assert len(history) == 1
     model = RobustClassifier.from_pretrained(out / "best")
     assert model.config["training"]["method"] == "weat_adv"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"method": "weat_adw"}, "unknown method 'weat_adw'"),
+        ({"der_form": "cubic"}, "unknown DER form 'cubic'"),
+        ({"schedule": "cosine"}, "unknown schedule 'cosine'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epsilon": -0.1}, "must be non-negative"),
+    ],
+)
+def test_a_misspelt_recipe_fails_when_the_config_is_built(setting, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)

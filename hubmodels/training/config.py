@@ -70,8 +70,16 @@ class TrainConfig:
     command: str | None = _opt("the command that launched the run (recorded, not parsed)", None)
 
     def __post_init__(self) -> None:
+        # Checked here, not at the first training step, so a misspelt recipe fails before any
+        # dataset download or GPU time.
+        from hubmodels.training.losses import DER_FORMS, LOSSES
+
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if self.method not in LOSSES:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {tuple(LOSSES)}")
+        if self.der_form not in DER_FORMS:
+            raise ValueError(f"unknown DER form {self.der_form!r}; choose one of {DER_FORMS}")
         if self.alpha is None:
             self.alpha = self.epsilon / 4
         for name in ("epochs", "batch_size", "grad_accum", "val_size", "energy_subset"):
