@@ -11,7 +11,7 @@ prints the table of final and best PGD-20 validation accuracy and the first alar
     python experiments/catastrophic_overfitting.py --epsilon 0.15 --seeds 0 1 2 --der-lambdas 3 10
 
 ε = 0.15 is where FGSM first collapses on Fashion-MNIST (docs/experiments.md). On a GPU add
-``--jobs 12``: one H100 trained the 18 runs of the second command at 4.5-12 s per epoch.
+``--jobs 12``: an H100 and an H200 trained its 18 runs at 4.5-12 s per epoch.
 Interrupted? Run the same command again: finished runs are skipped, others resume.
 """
 

@@ -71,7 +71,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Checked here, not at the first training step, so a misspelt recipe fails before any
-        # dataset download or GPU time.
+        # dataset download or GPU time. Imported here so this module stays free of torch.
         from hubmodels.training.losses import DER_FORMS, LOSSES
 
         if self.schedule not in SCHEDULES:
