@@ -7,5 +7,20 @@ Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP as 
 from hubmodels.classifiers import RobustClassifier
 from hubmodels.hub import CheckpointError, HubPushError, available_presets
 
-__all__ = ["CheckpointError", "HubPushError", "RobustClassifier", "available_presets"]
+__all__ = [
+    "CLIPInverter",
+    "CheckpointError",
+    "HubPushError",
+    "RobustClassifier",
+    "available_presets",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # CLIPInverter pulls in open_clip, timm and diffusers: import them only when it is used.
+    if name == "CLIPInverter":
+        from hubmodels.inversion.inverter import CLIPInverter
+
+        return CLIPInverter
+    raise AttributeError(f"module 'hubmodels' has no attribute {name!r}")

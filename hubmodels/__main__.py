@@ -1,4 +1,6 @@
-"""Command line: ``python -m hubmodels train | eval | fit-prior | sample | push``.
+"""Command line: ``python -m hubmodels VERB``.
+
+Verbs: train, eval, fit-prior, sample, invert, build-bank, push.
 
 Every command also runs under ``accelerate launch -m hubmodels ...``. Errors that are the
 user's to fix (a missing dataset, a checkpoint that does not load, a refused push) end with
@@ -135,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="class-conditional samples (PNGs or .npz)")
     sampling_cli.add_sample_arguments(sample)
     sample.set_defaults(run=sampling_cli.run_sample)
+
+    from hubmodels.inversion import cli as inversion_cli
+
+    invert = commands.add_parser("invert", help="CLIP^-1: text-to-image, reconstruct, style")
+    inversion_cli.add_invert_arguments(invert)
+    invert.set_defaults(run=inversion_cli.run_invert)
+
+    bank = commands.add_parser("build-bank", help="fit AWP anchors for a CLIP^-1 bank")
+    inversion_cli.add_build_bank_arguments(bank)
+    bank.set_defaults(run=inversion_cli.run_build_bank)
 
     push = commands.add_parser("push", help="upload a save_pretrained folder to the Hub")
     push.add_argument("folder")

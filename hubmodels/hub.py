@@ -201,14 +201,22 @@ def push_folder(
     token: str | None = None,
     private: bool | None = None,
     commit_message: str = "Upload hubmodels checkpoint",
+    required: tuple[str, ...] = (CONFIG_NAME, WEIGHTS_NAME),
 ) -> str:
     """Upload a ``save_pretrained`` folder to ``repo_id`` as one commit; return the commit URL.
 
-    The folder is only read. Any failure (no token, no network, a refused repo) becomes a
+    ``required`` names the files without which the folder is not a checkpoint (a bank-less
+    CLIPInverter has only its config). The folder is only read. Any failure (no token, no
+    network, a refused repo) becomes a
     ``HubPushError`` that says the local files are intact.
     """
     folder = Path(folder)
-    _read_local(folder)  # refuse to push something that is not a checkpoint
+    missing = [name for name in required if not (folder / name).is_file()]
+    if missing:  # refuse to push something that is not a checkpoint
+        raise CheckpointError(
+            f"{folder} is not a checkpoint folder: missing {', '.join(missing)} "
+            "(write one with save_pretrained)"
+        )
     api = HfApi(token=token)
     try:
         repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id

@@ -140,3 +140,37 @@ def fake_hub(monkeypatch):
 
     set_client_factory(default_client_factory)
     close_session()
+
+
+TINY_CLIP = "hubmodels-tiny-clip"  # a randomly initialised CLIP small enough for unit tests
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """Register a tiny open_clip config (16-d embeddings, 32 px) and return its model name.
+
+    Users name open_clip configs the same way ("ViT-B-32"); only the size differs.
+    """
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("open_clip_config")
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 2,
+            "width": 32,
+            "head_width": 16,
+            "patch_size": 8,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 2,
+        },
+    }
+    (folder / f"{TINY_CLIP}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder)
+    return TINY_CLIP

@@ -1,0 +1,14 @@
+"""CLIP^-1: a frozen image encoder (CLIP, or any encoder) as a decoder (methods.md section 4).
+
+An image is the rendering of a small frequency-aware INR (``finer``); inversion optimises the
+INR's weights, never pixels, so that the encoder's augmentation-averaged embedding of the
+rendering matches a target embedding. The pieces, one file each:
+
+* ``encoders``: open_clip, timm and RobustClassifier behind ``encode_image`` / ``encode_text``;
+* ``finer``: the FINER network; ``schedule``: the layer-wise Gaussian learning-rate sweep;
+* ``augment``: batched augmentations and the averaged embedding (4.6);
+* ``awp``: robust anchors fitted under adversarial weight perturbation (4.4);
+* ``bank``: anchors with their embeddings and captions, retrieval by cosine top-k (4.1);
+* ``procrustes``: the per-prompt orthogonal map and the blending target (4.5, 4.6);
+* ``inverter``: ``CLIPInverter``, the tasks, and its hub I/O.
+"""
