@@ -80,7 +80,9 @@ def test_build_bank_then_invert_with_it(tiny_clip, photos, tmp_path):
 
 
 def test_user_errors_end_in_one_line(tiny_clip, tmp_path, capsys):
-    assert main(["invert", "text", "  ", "--clip", tiny_clip, "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["invert", "text", "  ", "--clip", tiny_clip, "--out", str(tmp_path / "x.png")]) == 2
+    )
     assert "empty" in capsys.readouterr().err
     missing = ["invert", "reconstruct", str(tmp_path / "none.png"), "--clip", tiny_clip]
     assert main(missing) == 2

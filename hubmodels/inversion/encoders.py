@@ -366,6 +366,8 @@ class TimmEncoder(ImageEncoder):
         self._freeze()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:  # cuDNN convolutions are fastest in NHWC (CLIPInverter converts weights)
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
 

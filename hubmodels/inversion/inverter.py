@@ -131,6 +131,8 @@ class CLIPInverter:
         )
         self.device = torch.device(device) if device is not None else _default_device()
         self.encoder: ImageEncoder = load_encoder(clip, pretrained).to(self.device).eval()
+        if self.device.type == "cuda":  # NHWC convolutions (a ViT only has its patch stem)
+            self.encoder.to(memory_format=torch.channels_last)
         self.bank: AnchorBank | None = None
 
     # ------------------------------------------------------------------ bank

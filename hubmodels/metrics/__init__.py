@@ -1,5 +1,6 @@
-"""Metrics: robust accuracy and energy diagnostics; FID / KID / IS and judge reports."""
+"""Metrics: robust accuracy and energy diagnostics; FID / KID / IS, judge reports, CLIP score."""
 
+from hubmodels.metrics.clip_score import clip_score
 from hubmodels.metrics.generation import (
     FeatureExtractor,
     classifier_extractor,
@@ -18,6 +19,7 @@ __all__ = [
     "accuracy",
     "autoattack",
     "classifier_extractor",
+    "clip_score",
     "energy_diagnostics",
     "extract_features",
     "fid_kid",
