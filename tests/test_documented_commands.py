@@ -1,4 +1,4 @@
-"""Every training command that checkpoints.md and README.md print is one the CLI accepts.
+"""Every training and CLIP^-1 command that the docs print is one the CLI accepts.
 
 A recipe with a misspelt flag or an impossible setting would only fail on a user's GPU after the
 download; here it fails in a second, without training anything.
@@ -44,3 +44,29 @@ def test_documented_training_command_builds_a_config(doc, command):
     args = build_parser().parse_args(["train", *argv])
     config = config_from_args(args)  # validates schedule, method, epsilon, ...
     assert config.epochs >= 1, f"{doc}: {command}"
+
+
+INVERT = re.compile(r"(?:accelerate launch|python) -m hubmodels (invert|build-bank) ")
+
+
+def documented_inversion_commands() -> list[str]:
+    commands = []
+    for doc in (ROOT / "README.md", ROOT / "docs" / "inversion.md"):
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            commands += [
+                line.split("#")[0] for line in joined.splitlines() if INVERT.search(line)
+            ]
+    return [c for c in commands if "..." not in c]
+
+
+@pytest.mark.parametrize("command", documented_inversion_commands(), ids=lambda v: v[:60])
+def test_documented_inversion_command_parses(command):
+    argv = shlex.split(command.split(" -m hubmodels ", maxsplit=1)[1])
+    args = build_parser().parse_args(argv)
+    assert args.verb in ("invert", "build-bank")
+
+
+def test_the_readme_shows_every_inversion_task():
+    tasks = {c.split()[4] for c in documented_inversion_commands() if " invert " in c}
+    assert tasks == {"text", "reconstruct", "style"}
