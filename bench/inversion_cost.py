@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row")
     parser.add_argument("--full-steps", type=int, default=0, help="also time a whole call")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--inr-width", type=int, default=256)
+    parser.add_argument("--hidden-layers", type=int, default=4)
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -67,6 +69,7 @@ def main() -> None:
             pretrained=args.pretrained,
             resolution=args.resolution,
             augment={"n": args.n},
+            inr={"width": args.inr_width, "hidden_layers": args.hidden_layers},
             device=device,
         )
     encoder = inverter.encoder

@@ -8,7 +8,8 @@ shear +-10 degrees, scale 0.9-1.1, jitter 0.1 on brightness, contrast and satura
 
 All n views of all B images are one ``affine_grid`` + one ``grid_sample`` call and one encoder
 call: a step of inversion costs one batched forward/backward, not n of them. Random numbers come
-from a CPU ``torch.Generator``, so a seed gives the same views on any device.
+from a CPU ``torch.Generator`` (the pixel noise from a device generator it seeds), so a seed
+gives the same views every time on a given device.
 """
 
 from __future__ import annotations
@@ -99,6 +100,23 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return (x * luma).sum(dim=1, keepdim=True)
 
 
+def _pixel_noise(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``views``, drawn on their device.
+
+    On the CPU it comes straight from ``generator``. Elsewhere a device generator is seeded from
+    it: drawing millions of normals on the CPU and copying them over every step would cost a GPU
+    step more than the views themselves. A seed then reproduces per device, not across devices
+    (GPU kernels are not bit-reproducible across devices anyway).
+    """
+    if views.device.type == "cpu":
+        return torch.randn(views.shape, generator=generator, dtype=views.dtype)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    device_generator = torch.Generator(views.device).manual_seed(seed)
+    return torch.randn(
+        views.shape, generator=device_generator, device=views.device, dtype=views.dtype
+    )
+
+
 def augment(
     images: torch.Tensor, config: AugmentConfig, size: int, generator: torch.Generator
 ) -> torch.Tensor:
@@ -108,7 +126,8 @@ def augment(
     (area fraction from ``crop_scale``), sheared and zoomed about its centre, resampled to
     ``size`` bilinearly (one ``grid_sample`` for the whole batch), then brightness, contrast and
     saturation jitter, Gaussian noise, and a clamp to [0, 1]. Differentiable w.r.t. ``images``.
-    ``generator`` must be a CPU generator; draws are moved to the images' device.
+    ``generator`` must be a CPU generator; the small geometric and colour draws are moved to the
+    images' device, the pixel noise is drawn there (see ``_pixel_noise``).
     """
     if images.dim() != 4 or not images.is_floating_point():
         raise ValueError(
@@ -155,8 +174,7 @@ def augment(
         grey = _grey(views)
         views = (views - grey) * factors(config.saturation) + grey
     if config.noise_std > 0:
-        noise = torch.randn(views.shape, generator=generator).to(device, dtype)
-        views = views + config.noise_std * noise
+        views = views + config.noise_std * _pixel_noise(views, generator)
     return views.clamp(0.0, 1.0)
 
 
