@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.5)
     parser.add_argument("--fid-weights", help="TorchScript FID Inception; default: the judge")
     parser.add_argument(
+        "--throughput-only", action="store_true", help="skip FID; only the 64-sample timing"
+    )
+    parser.add_argument(
         "--judge",
         default="fmnist-smallcnn-standard",
         help="feature extractor when no --fid-weights is given",
@@ -58,6 +61,9 @@ def main() -> None:
     args = parser.parse_args()
 
     model = RobustClassifier.from_pretrained(args.model)
+    if args.throughput_only:
+        throughput(model, args)
+        return
     extractor = (
         inception_extractor(args.fid_weights)
         if args.fid_weights
@@ -128,12 +134,33 @@ def main() -> None:
             f"{', '.join(f'{g:+.2f}' for g in gaps)} (target <= 0): {verdict}"
         )
 
-    started = time.perf_counter()
-    model.sample(list(range(8)), 8, seed=args.seeds[0], **settings)  # 64 samples
-    print(
-        f"64 samples of {model.input_shape}, fixed {args.steps} steps: "
-        f"{64 / (time.perf_counter() - started):.1f} samples/s"
-    )
+    throughput(model, args)
+
+
+def throughput(model, args) -> None:
+    """Samples per second for 64 samples (8 classes x 8), each start, fixed and adaptive."""
+    model.sample([0], 2, seed=0, steps=2)  # warm-up: first-call allocations are not sampling
+    for init in args.inits:
+        for adaptive in (False, True):
+            started = time.perf_counter()
+            out = model.sample(
+                list(range(8)),
+                8,
+                seed=args.seeds[0],
+                init=init,
+                scale=args.scale,
+                steps=args.steps,
+                step_size=args.step_size,
+                guidance=args.guidance,
+                tolerance=args.tolerance,
+                adaptive_stop=adaptive,
+            )
+            seconds = time.perf_counter() - started
+            print(
+                f"64 samples of {model.input_shape}, {init}, "
+                f"{'adaptive' if adaptive else 'fixed'} (mean {sum(out.steps) / 64:.1f} steps): "
+                f"{64 / seconds:.1f} samples/s"
+            )
 
 
 if __name__ == "__main__":

