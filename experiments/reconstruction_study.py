@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--anchor-resolution", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
     parser.add_argument("--out", default="runs/reconstruction")
     args = parser.parse_args()
     out = Path(args.out)
@@ -169,21 +171,23 @@ def main() -> None:
             pretrained=efficientnet_lite0_weights(),
             resolution=args.resolution,
             augment={"n": args.n},
+            inr={"width": args.inr_width},
             device="cpu",
         )
     extractor = inception_extractor(args.fid_weights)
     images = {name: square(photo, args.resolution) for name, photo in photos().items()}
     targets = {name: inverter._image_embedding(x) for name, x in images.items()}
 
-    started = time.perf_counter()
-    everything = list(images.items())
-    bank = build_bank(
-        inverter,
-        [(x, name) for name, x in everything],
-        anchor_steps=args.anchor_steps,
-        anchor_resolution=args.anchor_resolution,
-    )
-    print(f"bank of {len(bank)} AWP anchors in {time.perf_counter() - started:.0f} s", flush=True)
+    bank = None
+    if any(method.endswith("anchor") for method in args.methods):
+        started = time.perf_counter()
+        bank = build_bank(
+            inverter,
+            [(x, name) for name, x in images.items()],
+            anchor_steps=args.anchor_steps,
+            anchor_resolution=args.anchor_resolution,
+        )
+        print(f"bank of {len(bank)} AWP anchors in {time.perf_counter() - started:.0f} s")
 
     def nearest_other(name: str) -> dict:
         order, _ = bank.retrieve(targets[name], len(bank), against="image")
@@ -192,7 +196,7 @@ def main() -> None:
 
     # Learning rates, tuned on the tuning photo only.
     chosen = {}
-    for method in METHODS:
+    for method in args.methods:
         anchor = nearest_other(TUNING_PHOTO) if method.endswith("anchor") else None
         trials = []
         for lr in LEARNING_RATES[method]:
@@ -208,7 +212,7 @@ def main() -> None:
     rows = []
     for name in names:
         results = []
-        for method in METHODS:
+        for method in args.methods:
             anchor = nearest_other(name) if method.endswith("anchor") else None
             t0 = time.perf_counter()
             image, losses = invert(
@@ -238,7 +242,7 @@ def main() -> None:
         f"\n{'method':<20} {'lr':>7} {'Inception cos':>13} {'SSIM@32':>8} {'PSNR@32':>8} "
         f"{'enc loss':>9}"
     )
-    for method in METHODS:
+    for method in args.methods:
         mine = [r for r in rows if r["method"] == method]
         mean = {
             k: np.mean([r[k] for r in mine])

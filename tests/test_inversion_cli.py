@@ -74,7 +74,7 @@ def test_build_bank_then_invert_with_it(tiny_clip, photos, tmp_path):
     assert json.loads((bank / "bank.json").read_text())["captions"][0] == "a red boat"
     assert not (bank / "shards").exists()
     out = tmp_path / "boat.png"
-    command = ["invert", "text", "a red boat", "--clip", tiny_clip, "--bank", str(bank)]
+    command = ["invert", "text", "a red boat", "--bank", str(bank)]  # its clip, not the default
     assert main([*command, "--steps", "2", "--out", str(out)]) == 0
     assert read_png_settings(out)["mode"] == "bank"
 

@@ -12,15 +12,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+DEFAULT_CLIP = "ViT-B-32"
 INVERTER_FLAGS = ("clip", "pretrained", "resolution", "lr", "neighbours", "blend_weight")
 
 
 def _add_inverter_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clip", default="ViT-B-32", help="open_clip name, timm:NAME, ...")
+    parser.add_argument(
+        "--clip", help="open_clip name (default ViT-B-32, or the --bank's), timm:NAME, ..."
+    )
     parser.add_argument(
         "--pretrained", help="open_clip tag (openai), a local weights file; omit for random weights"
     )
-    parser.add_argument("--bank", help="bank folder or hub id (a saved CLIPInverter)")
+    parser.add_argument(
+        "--bank",
+        help="a saved CLIPInverter with its bank (folder or hub id); its settings are used, "
+        "except --clip / --pretrained when given",
+    )
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--lr", type=float, default=1e-4, help="peak lr of the layer sweep")
     parser.add_argument("--neighbours", type=int, default=32, help="k for Procrustes/blending")
@@ -49,10 +56,15 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
 def _inverter(args: argparse.Namespace):
     from hubmodels.inversion.inverter import CLIPInverter
 
-    settings = {k: getattr(args, k) for k in INVERTER_FLAGS}
     if args.bank:
         return CLIPInverter.from_pretrained(args.bank, clip=args.clip, pretrained=args.pretrained)
-    return CLIPInverter(**settings)
+    return CLIPInverter(**_settings(args))
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    settings = {k: getattr(args, k) for k in INVERTER_FLAGS}
+    settings["clip"] = settings["clip"] or DEFAULT_CLIP
+    return settings
 
 
 def run_invert(args: argparse.Namespace) -> None:
@@ -102,8 +114,7 @@ def run_build_bank(args: argparse.Namespace) -> None:
 
     state = PartialState()
     pairs = read_captions(args.images, args.captions)
-    settings = {k: getattr(args, k) for k in INVERTER_FLAGS}
-    inverter = CLIPInverter(**settings, device=state.device)
+    inverter = CLIPInverter(**_settings(args), device=state.device)
     out = Path(args.out)
     shards = out / "shards"
     shards.mkdir(parents=True, exist_ok=True)
