@@ -9,6 +9,7 @@ from PIL import Image
 
 from hubmodels.inversion.images import (
     ImageInputError,
+    centre_square,
     load_image,
     read_png_settings,
     save_png,
@@ -93,3 +94,10 @@ def test_png_carries_its_settings(tmp_path):
     path = save_png(image, tmp_path / "out" / "cat.png", settings)
     assert read_png_settings(path) == settings
     assert Image.open(path).size == (8, 8)
+
+
+def test_centre_square_keeps_the_middle():
+    image = torch.zeros(1, 3, 30, 40)
+    image[..., :, 5:35] = 1.0  # the central 30x30 square is white, the side bands black
+    square = centre_square(image, 15)
+    assert square.shape == (1, 3, 15, 15) and torch.allclose(square, torch.ones_like(square))

@@ -108,6 +108,8 @@ def test_weighted_and_negative_prompts(inverter):
         {"a cat": 1.0, "an oil painting": 0.5}, "blurry", num_inference_steps=3, seed=0
     )
     assert out.settings["negative_prompt"] == "blurry"
+    out = inverter.text_to_image("a cat", "  ", num_inference_steps=1, seed=0)  # blank: none
+    assert out.settings["negative_prompt"] is None
     with pytest.raises(ValueError, match="positive sum"):
         inverter.text_to_image({"a cat": -1.0}, num_inference_steps=1)
 

@@ -120,6 +120,19 @@ def _from_tensor(tensor: torch.Tensor, max_side: int) -> torch.Tensor:
     return x[None].contiguous()
 
 
+def centre_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The largest centred square of (1, C, H, W), resized to (1, C, size, size).
+
+    Renderings are square; cropping (as CLIP's own preprocessing does) keeps proportions, where
+    squashing a 4:3 photo would distort every shape the INR is asked to keep.
+    """
+    h, w = image.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[..., top : top + side, left : left + side]
+    return torch.nn.functional.interpolate(square, size=(size, size), mode="area")
+
+
 def save_png(image: Image.Image, path: str | os.PathLike, settings: dict[str, Any]) -> Path:
     """Write ``image`` as PNG with ``settings`` as JSON under the ``hubmodels`` text key."""
     info = PngImagePlugin.PngInfo()

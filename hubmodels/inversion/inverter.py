@@ -42,7 +42,7 @@ from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
 from hubmodels.inversion.finer import FinerNet, INRConfig
-from hubmodels.inversion.images import load_image, to_pil
+from hubmodels.inversion.images import centre_square, load_image, to_pil
 from hubmodels.inversion.output import InversionOutput
 from hubmodels.inversion.procrustes import blend_target, cosine_distance, procrustes_target
 from hubmodels.inversion.schedule import LayerSweep, layer_param_groups
@@ -175,9 +175,10 @@ class CLIPInverter:
         steps = self._steps(num_inference_steps)
         seed = _resolve_seed(generator, seed)
         text = self._prompt_embedding(prompt)
-        negative = self._prompt_embedding(negative_prompt) if negative_prompt else None
+        has_negative = bool(negative_prompt and negative_prompt.strip())
+        negative = self._prompt_embedding(negative_prompt) if has_negative else None
         settings = self._settings("text_to_image", seed, steps, prompt=prompt)
-        settings["negative_prompt"] = negative_prompt
+        settings["negative_prompt"] = negative_prompt if has_negative else None
         if self.bank is None:
             net, terms = self._new_net(seed), [(text, 1.0)]
             settings["mode"] = "plain"
@@ -247,7 +248,8 @@ class CLIPInverter:
         """
         steps = self._steps(num_inference_steps)
         seed = _resolve_seed(generator, seed)
-        content = load_image(content_image).to(self.device)
+        content = centre_square(load_image(content_image), self.config["resolution"])
+        content = content.to(self.device)
         if isinstance(style, str):
             self._require_text()
             style_target = self._prompt_embedding(style)
@@ -259,12 +261,10 @@ class CLIPInverter:
             style_target, style_setting = self._image_embedding(style), "<image>"
         settings = self._settings("style_transfer", seed, steps, style=style_setting)
         net = self._new_net(seed)
-        size = self.config["resolution"]
         fit_anchor(
             net,
-            torch.nn.functional.interpolate(content, size=(size, size), mode="area"),
+            content,
             steps=self.config["content_fit_steps"],
-            lr=5e-4,
             gamma=self.config["awp_gamma"],
             blur_sigma=self.config["content_blur"],
         )
