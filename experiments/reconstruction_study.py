@@ -120,7 +120,7 @@ def invert_pixels(inverter, target, steps, lr, seed) -> tuple[torch.Tensor, list
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return pixels.detach().clamp(0, 1), losses
 
 
@@ -155,7 +155,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="augmentations per step")
     parser.add_argument("--anchor-steps", type=int, default=300)
     parser.add_argument("--anchor-resolution", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
@@ -172,7 +173,7 @@ def main() -> None:
             resolution=args.resolution,
             augment={"n": args.n},
             inr={"width": args.inr_width},
-            device="cpu",
+            device=args.device,
         )
     extractor = inception_extractor(args.fid_weights)
     images = {name: square(photo, args.resolution) for name, photo in photos().items()}
@@ -201,7 +202,7 @@ def main() -> None:
         trials = []
         for lr in LEARNING_RATES[method]:
             image, _ = invert(
-                inverter, method, targets[TUNING_PHOTO], args.steps, lr, args.seed, anchor
+                inverter, method, targets[TUNING_PHOTO], args.steps, lr, args.seeds[0], anchor
             )
             score = judge(images[TUNING_PHOTO], [image], extractor)[0]["inception_cosine"]
             trials.append((score, lr))
@@ -211,36 +212,43 @@ def main() -> None:
     names = args.photos or [n for n in images if n != TUNING_PHOTO]
     rows = []
     for name in names:
-        results = []
-        for method in args.methods:
-            anchor = nearest_other(name) if method.endswith("anchor") else None
-            t0 = time.perf_counter()
-            image, losses = invert(
-                inverter, method, targets[name], args.steps, chosen[method], args.seed, anchor
-            )
-            results.append((method, image, losses, time.perf_counter() - t0))
-        scores = judge(images[name], [r[1] for r in results], extractor)
-        for (method, image, losses, seconds), score in zip(results, scores, strict=True):
-            rows.append(
-                dict(
-                    photo=name,
-                    method=method,
-                    lr=chosen[method],
-                    final_loss=losses[-1],
-                    seconds=seconds,
-                    **score,
+        for seed in args.seeds:
+            results = []
+            for method in args.methods:
+                anchor = nearest_other(name) if method.endswith("anchor") else None
+                t0 = time.perf_counter()
+                image, losses = invert(
+                    inverter, method, targets[name], args.steps, chosen[method], seed, anchor
                 )
-            )
-            print(json.dumps(rows[-1]), flush=True)
-            to_pil(image)[0].save(out / f"{name}-{method}.png")
+                results.append((method, image, losses, time.perf_counter() - t0))
+            scores = judge(images[name], [r[1] for r in results], extractor)
+            best = max(range(len(scores)), key=lambda i: scores[i]["inception_cosine"])
+            for i, ((method, image, losses, seconds), score) in enumerate(
+                zip(results, scores, strict=True)
+            ):
+                rows.append(
+                    dict(
+                        photo=name,
+                        seed=seed,
+                        method=method,
+                        lr=chosen[method],
+                        final_loss=losses[-1],
+                        seconds=seconds,
+                        best=i == best,
+                        **score,
+                    )
+                )
+                print(json.dumps(rows[-1]), flush=True)
+                if seed == args.seeds[0]:
+                    to_pil(image)[0].save(out / f"{name}-{method}.png")
         to_pil(images[name])[0].save(out / f"{name}-original.png")
     (out / "results.json").write_text(
         json.dumps(dict(args=vars(args), lr=chosen, rows=rows), indent=1)
     )
 
     print(
-        f"\n{'method':<20} {'lr':>7} {'Inception cos':>13} {'SSIM@32':>8} {'PSNR@32':>8} "
-        f"{'enc loss':>9}"
+        f"\n{'method':<20} {'lr':>7} {'Inception cos':>13} {'+-sd':>6} {'best in':>8} "
+        f"{'SSIM@32':>8} {'PSNR@32':>8} {'enc loss':>9}"
     )
     for method in args.methods:
         mine = [r for r in rows if r["method"] == method]
@@ -248,10 +256,11 @@ def main() -> None:
             k: np.mean([r[k] for r in mine])
             for k in ("inception_cosine", "ssim32", "psnr32", "final_loss")
         }
+        spread = np.std([r["inception_cosine"] for r in mine])
+        wins = f"{sum(r['best'] for r in mine)}/{len(mine)}"
         print(
-            f"{method:<20} {chosen[method]:7.0e} {mean['inception_cosine']:13.4f} "
-            f"{mean['ssim32']:8.3f} "
-            f"{mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
+            f"{method:<20} {chosen[method]:7.0e} {mean['inception_cosine']:13.4f} {spread:6.3f} "
+            f"{wins:>8} {mean['ssim32']:8.3f} {mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
         )
 
 
