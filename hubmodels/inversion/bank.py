@@ -15,8 +15,9 @@ Procrustes map of ``procrustes``. One matrix product does the retrieval: exact, 
 On disk a bank is a folder with ``bank.safetensors`` (``image_embeds``, optional
 ``text_embeds``, ``anchor.<param name>``) and ``bank.json`` (format, encoder, sizes, the INR
 config, the captions, the per-anchor parameter shapes). Anchors are held in float16, in memory
-and on disk: a 5x256 FINER is ~0.2 M parameters, so 50k anchors are 20 GB in float32 and half
-that in float16, and an anchor is only a starting point that the inversion then moves. Loading
+and on disk: a 5x256 FINER has 264,707 parameters (1.06 MB in float32), so the 50k anchors of
+4.4 are 53 GB in float32 and half that in float16, and an anchor is only a starting point that
+the inversion then moves. Loading
 is strict in the manner of ``hub.load_state_dict_strict``: anything missing, extra, mis-shaped
 or non-finite is a ``CheckpointError`` naming the file and the problem.
 """
