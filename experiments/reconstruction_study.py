@@ -124,6 +124,22 @@ def invert_pixels(inverter, target, steps, lr, seed) -> tuple[torch.Tensor, list
     return pixels.detach().clamp(0, 1), losses
 
 
+def side_by_side(folder: Path, names: list[str], methods: list[str], scale: int = 2) -> Path:
+    """One row per photo: the original, then each method's reconstruction (seed of the PNGs)."""
+    from PIL import Image
+
+    columns = ["original", *methods]
+    tiles = [[Image.open(folder / f"{n}-{c}.png") for c in columns] for n in names]
+    side = tiles[0][0].width * scale
+    grid = Image.new("RGB", (side * len(columns), side * len(names)), "white")
+    for row, images in enumerate(tiles):
+        for column, image in enumerate(images):
+            grid.paste(image.resize((side, side), Image.NEAREST), (column * side, row * side))
+    path = folder / "side_by_side.png"
+    grid.save(path)
+    return path
+
+
 def judge(original: torch.Tensor, images: list[torch.Tensor], extractor) -> list[dict]:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -242,6 +258,7 @@ def main() -> None:
                 if seed == args.seeds[0]:
                     to_pil(image)[0].save(out / f"{name}-{method}.png")
         to_pil(images[name])[0].save(out / f"{name}-original.png")
+    print(f"grid: {side_by_side(out, names, args.methods)}")
     (out / "results.json").write_text(
         json.dumps(dict(args=vars(args), lr=chosen, rows=rows), indent=1)
     )
