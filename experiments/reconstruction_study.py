@@ -165,7 +165,7 @@ def judge(original: torch.Tensor, images: list[torch.Tensor], extractor) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fid-weights", required=True)
+    parser.add_argument("--fid-weights", help="the offline FID Inception file (required to run)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--n", type=int, default=8, help="augmentations per step")
@@ -177,8 +177,16 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
     parser.add_argument("--out", default="runs/reconstruction")
+    parser.add_argument(
+        "--report-only", action="store_true", help="summarise an earlier run's --out folder"
+    )
     args = parser.parse_args()
     out = Path(args.out)
+    if args.report_only:
+        report(out)
+        return
+    if not args.fid_weights:
+        parser.error("--fid-weights is required (the judge never downloads)")
     out.mkdir(parents=True, exist_ok=True)
 
     with warnings.catch_warnings():
@@ -258,16 +266,24 @@ def main() -> None:
                 if seed == args.seeds[0]:
                     to_pil(image)[0].save(out / f"{name}-{method}.png")
         to_pil(images[name])[0].save(out / f"{name}-original.png")
-    print(f"grid: {side_by_side(out, names, args.methods)}")
     (out / "results.json").write_text(
         json.dumps(dict(args=vars(args), lr=chosen, rows=rows), indent=1)
     )
+    report(out)
 
+
+def report(out: Path) -> None:
+    """The summary table, paired differences and the side-by-side grid, from results.json."""
+    saved = json.loads((out / "results.json").read_text())
+    rows, chosen = saved["rows"], saved["lr"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    names = list(dict.fromkeys(r["photo"] for r in rows))
+    print(f"grid: {side_by_side(out, names, methods)}")
     print(
         f"\n{'method':<20} {'lr':>7} {'Inception cos':>13} {'+-sd':>6} {'best in':>8} "
         f"{'SSIM@32':>8} {'PSNR@32':>8} {'enc loss':>9}"
     )
-    for method in args.methods:
+    for method in methods:
         mine = [r for r in rows if r["method"] == method]
         mean = {
             k: np.mean([r[k] for r in mine])
@@ -279,6 +295,17 @@ def main() -> None:
             f"{method:<20} {chosen[method]:7.0e} {mean['inception_cosine']:13.4f} {spread:6.3f} "
             f"{wins:>8} {mean['ssim32']:8.3f} {mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
         )
+    # Paired by (photo, seed): photos differ far more from each other than methods do.
+    cosine = {(r["photo"], r["seed"], r["method"]): r["inception_cosine"] for r in rows}
+    cases = sorted({(r["photo"], r["seed"]) for r in rows})
+    print("\npaired Inception-cosine differences (mean, standard error, wins)")
+    for a in methods:
+        for b in methods:
+            if a == b or not (a.startswith("finer-sweep") and methods.index(a) > methods.index(b)):
+                continue
+            d = np.array([cosine[(*c, a)] - cosine[(*c, b)] for c in cases])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            print(f"{a} - {b}: {d.mean():+.4f} +- {se:.4f}, wins {int((d > 0).sum())}/{len(d)}")
 
 
 if __name__ == "__main__":
