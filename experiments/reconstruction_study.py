@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
+    parser.add_argument(
+        "--output-floor", type=float, default=0.1, help="sweep: output layer's minimum lr share"
+    )
     parser.add_argument("--out", default="runs/reconstruction")
     parser.add_argument(
         "--report-only", action="store_true", help="summarise an earlier run's --out folder"
@@ -197,6 +200,7 @@ def main() -> None:
             resolution=args.resolution,
             augment={"n": args.n},
             inr={"width": args.inr_width},
+            output_floor=args.output_floor,
             device=args.device,
         )
     extractor = inception_extractor(args.fid_weights)
