@@ -51,12 +51,10 @@ INVERT = re.compile(r"(?:accelerate launch|python) -m hubmodels (invert|build-ba
 
 def documented_inversion_commands() -> list[str]:
     commands = []
-    for doc in (ROOT / "README.md", ROOT / "docs" / "inversion.md"):
+    for doc in (ROOT / "README.md", ROOT / "checkpoints.md", ROOT / "docs" / "inversion.md"):
         for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S):
             joined = re.sub(r"\\\n\s*", " ", block)
-            commands += [
-                line.split("#")[0] for line in joined.splitlines() if INVERT.search(line)
-            ]
+            commands += [line.split("#")[0] for line in joined.splitlines() if INVERT.search(line)]
     return [c for c in commands if "..." not in c]
 
 
