@@ -4,6 +4,8 @@ Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP use
 (CLIP^-1). Each tab is one small function that lays out its components and wires them to one
 package call; no model code lives here (design.md 2). Tabs so far:
 
+* **Class sampling**: class-conditional samples from an embedded robust classifier (WEAT / DER
+  samplers), streamed while they form;
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
   one picked, its model card and delta-energy training plot.
 
@@ -16,8 +18,13 @@ platform sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which are the defaults he
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import os
-from collections.abc import Callable
+import queue
+import random
+import threading
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 from PIL import Image
@@ -95,9 +102,153 @@ def models_tab() -> None:
     choice.change(show_model, inputs=choice, outputs=[card_md, plot_img], api_name="model_card")
 
 
+# ---------------------------------------------------------------------------- Class sampling tab
+SAMPLING_INITS = ["local_pca", "pca", "gaussian", "uniform"]
+MAX_PER_CLASS, MAX_STEPS = 16, 200  # CPU-sized: a full grid in seconds, not minutes
+GRID_SCALE = 3  # 28-pixel samples are shown at 84 pixels
+
+
+@functools.lru_cache(maxsize=8)
+def _classifier(name: str):
+    """Each preset is loaded once per process and shared by every request."""
+    from accelerate import PartialState
+
+    from hubmodels import RobustClassifier
+
+    return RobustClassifier.from_pretrained(name, map_location=PartialState().device)
+
+
+def _whole(name: str, value: float | None, low: int, high: int) -> int:
+    if value is None or not math.isfinite(value) or value != int(value):
+        raise gr.Error(f"{name} must be a whole number, got {value}")
+    if not low <= value <= high:
+        raise gr.Error(f"{name} must be between {low} and {high}, got {int(value)}")
+    return int(value)
+
+
+def _grid(images, columns: int) -> Image.Image:
+    """(N, C, H, W) in [0, 1] -> one image, ``columns`` samples per row, enlarged."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(
+        images.detach().float().cpu().clamp(0, 1), nrow=columns, padding=2, pad_value=1
+    )
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    return picture.resize((picture.width * GRID_SCALE, picture.height * GRID_SCALE), Image.NEAREST)
+
+
+def sample_classes(
+    preset: str,
+    classes: list[str],
+    n_per_class: float,
+    init: str,
+    guidance: bool,
+    adaptive_stop: bool,
+    steps: float,
+    seed: float,
+) -> Iterator[tuple[Image.Image, str]]:
+    """Stream (grid, status) while ``RobustClassifier.sample`` runs (the /class_sampling API)."""
+    n = _whole("Samples per class", n_per_class, 1, MAX_PER_CLASS)
+    steps = _whole("Steps", steps, 1, MAX_STEPS)
+    seed = _whole("Seed", seed, 0, 2**31 - 1)
+    if preset not in catalog.installed_presets():
+        raise gr.Error(f"unknown model {preset!r}; pick one of {catalog.installed_presets()}")
+    if init not in SAMPLING_INITS:
+        raise gr.Error(f"the start must be one of {SAMPLING_INITS}, got {init!r}")
+    try:
+        model = _classifier(preset)
+    except CheckpointError as err:
+        raise gr.Error(str(err)) from err
+    chosen = list(classes) if classes else None
+    settings = dict(
+        init=init, guidance=bool(guidance), adaptive_stop=bool(adaptive_stop), steps=steps
+    )
+    # The sampler calls back from its own thread; the queue hands previews to this generator.
+    previews: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["out"] = model.sample(
+                chosen,
+                n,
+                seed=seed,
+                callback=lambda step, x, _e: previews.put((step, x.detach().cpu().clone())),
+                **settings,
+            )
+        except (ValueError, FloatingPointError) as err:
+            outcome["error"] = err
+        finally:
+            previews.put(None)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := previews.get()) is not None:
+        step, images = item
+        yield _grid(images, n), f"Sampling: step {step} of at most {steps}..."
+    if "error" in outcome:
+        raise gr.Error(str(outcome["error"]))
+    out = outcome["out"]
+    names = [model.class_names[y] for y in dict.fromkeys(out.labels)]
+    mean_steps = sum(out.steps) / len(out.steps)
+    status = (
+        f"**{len(out.labels)} samples** of {', '.join(names)} from `{preset}`, seed {seed}: "
+        f"start `{init}`, guidance {settings['guidance']}, adaptive stop "
+        f"{settings['adaptive_stop']}, {mean_steps:.1f} steps on average (cap {steps}). "
+        f"Reproduce: `RobustClassifier.from_pretrained({preset!r}).sample({names!r}, {n}, "
+        f"seed={seed}, init={init!r}, guidance={settings['guidance']}, "
+        f"adaptive_stop={settings['adaptive_stop']}, steps={steps})`"
+    )
+    yield _grid(out.tensors, n), status
+
+
+def sampling_tab() -> None:
+    """Pick a preset, classes and sampler options; watch the samples form."""
+    names = catalog.installed_presets()
+    default = "fmnist-smallcnn-der" if "fmnist-smallcnn-der" in names else (names or [None])[0]
+    class_names = catalog.class_names(default) if default else []
+    gr.Markdown(
+        "Start from a class prior stored in the checkpoint and descend the joint energy "
+        "E(x, y) = -f(x)[y] with momentum SGLD (WEAT); DER adds energy guidance and adaptive "
+        "stopping. Robust models generate; the standard one does not."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            preset = gr.Dropdown(names, value=default, label="Model")
+            classes = gr.CheckboxGroup(class_names, value=class_names[:4], label="Classes")
+            n_per_class = gr.Slider(1, MAX_PER_CLASS, value=8, step=1, label="Samples per class")
+            init = gr.Radio(SAMPLING_INITS, value="local_pca", label="Start (prior)")
+            guidance = gr.Checkbox(True, label="Energy guidance (DER)")
+            adaptive = gr.Checkbox(False, label="Adaptive stopping (DER)")
+            steps = gr.Slider(1, MAX_STEPS, value=60, step=1, label="Steps (cap)")
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                shuffle = gr.Button("Randomise seed", size="sm")
+            run = gr.Button("Sample", variant="primary")
+        with gr.Column(scale=2):
+            grid = gr.Image(label="Samples (one row per class)", type="pil", format="png")
+            status = gr.Markdown()
+    shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
+    preset.change(
+        lambda name: gr.CheckboxGroup(choices=catalog.class_names(name)),
+        inputs=preset,
+        outputs=classes,
+        api_name=False,
+    )
+    run.click(
+        sample_classes,
+        inputs=[preset, classes, n_per_class, init, guidance, adaptive, steps, seed],
+        outputs=[grid, status],
+        api_name="class_sampling",
+        concurrency_id="heavy",
+        concurrency_limit=2,
+    )
+
+
 # ---------------------------------------------------------------------------- the app
 # (tab label, function that builds it): a new tab is one function and one line here.
 TABS: list[tuple[str, Callable[[], None]]] = [
+    ("Class sampling", sampling_tab),
     ("Models", models_tab),
 ]
 

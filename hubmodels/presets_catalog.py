@@ -67,6 +67,13 @@ def preset_config(name: str) -> dict[str, Any]:
     return hub.read_config(preset_folder(name) / CONFIG_NAME)
 
 
+def class_names(name: str) -> list[str]:
+    """The class names an installed preset was trained on (for pickers; no model is built)."""
+    config = preset_config(name)
+    names = config.get("class_names")
+    return list(names) if names else [str(i) for i in range(int(config.get("num_classes", 0)))]
+
+
 # ---------------------------------------------------------------------------- the table
 def threat_model_text(threat: dict[str, Any] | None) -> str:
     """``{"norm": "linf", "epsilon": 0.1}`` -> "linf 0.1"; 8/255 reads "linf 0.03137 (8/255)"."""

@@ -170,3 +170,68 @@ def test_model_card_endpoint_over_http(presets, tmp_path_factory):
         assert card.startswith("# small_cnn on toy") and plot is None
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------- class sampling
+def test_class_sampling_streams_previews_then_the_grid():
+    app = _load_app()
+    updates = list(
+        app.sample_classes(
+            "fmnist-smallcnn-der", ["Sneaker", "Bag"], 3, "local_pca", True, False, 10, 0
+        )
+    )
+    assert len(updates) >= 3  # previews every 5 steps, then the final grid
+    grid, status = updates[-1]
+    scale, side = app.GRID_SCALE, 28 + 2
+    assert grid.size == ((3 * side + 2) * scale, (2 * side + 2) * scale)  # 3 per row, 2 classes
+    assert "6 samples" in status and "Sneaker, Bag" in status and "seed 0" in status
+    assert all(text.startswith("Sampling: step") for _, text in updates[:-1])
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("fmnist-smallcnn-der", [], 0, "pca", True, False, 10, 0), "Samples per class"),
+        (("fmnist-smallcnn-der", [], 2, "pca", True, False, float("nan"), 0), "Steps"),
+        (("fmnist-smallcnn-der", [], 2, "pca", True, False, 10**6, 0), "Steps"),
+        (("fmnist-smallcnn-der", ["Unicorn"], 2, "pca", True, False, 5, 0), "unknown class"),
+        (("no-such-model", [], 2, "pca", True, False, 5, 0), "unknown model"),
+    ],
+)
+def test_class_sampling_bad_input_is_a_gradio_error(args, match):
+    import gradio as gr
+
+    app = _load_app()
+    with pytest.raises(gr.Error, match=match):
+        list(app.sample_classes(*args))
+
+
+def test_class_sampling_endpoint_over_http(tmp_path_factory):
+    from gradio_client import Client
+
+    app = _load_app()
+    demo = app.build_demo()
+    demo.queue(max_size=4)
+    try:
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
+        )
+        client = Client(
+            url,
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path_factory.mktemp("downloads")),
+        )
+        args = ("fmnist-smallcnn-der", ["T-shirt/top"], 2, "pca", True, True, 5, 7)
+        grid, status = client.predict(*args, api_name="/class_sampling")
+        assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE  # one row
+        assert "2 samples" in status
+        # gradio's slider bounds answer first over HTTP; the function checks them again in-process
+        with pytest.raises(Exception, match="less than minimum value 1"):
+            client.predict(
+                "fmnist-smallcnn-der", [], 0, "pca", True, True, 5, 7, api_name="/class_sampling"
+            )
+        grid, _ = client.predict(*args, api_name="/class_sampling")  # still serving
+        assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE
+    finally:
+        demo.close()
