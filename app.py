@@ -25,8 +25,10 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gradio as gr
+import torch
 from PIL import Image
 
 from hubmodels import CheckpointError
@@ -102,6 +104,39 @@ def models_tab() -> None:
     choice.change(show_model, inputs=choice, outputs=[card_md, plot_img], api_name="model_card")
 
 
+# ---------------------------------------------------------------------------- streaming
+def _stream(task: Callable[[Callable[..., None]], Any]) -> Iterator[tuple[bool, Any]]:
+    """Run ``task(callback)`` in a thread; yield (False, callback args) per preview, then
+    (True, its result).
+
+    Package calls stream through callbacks, Gradio through generators; a queue joins the two.
+    Tensors are copied as they arrive, since the task keeps updating them in place. The user's
+    mistakes (``ValueError``, a diverging ``FloatingPointError``) become ``gr.Error``.
+    """
+    previews: queue.Queue = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def snapshot(*args: Any) -> None:
+        previews.put(
+            tuple(a.detach().cpu().clone() if isinstance(a, torch.Tensor) else a for a in args)
+        )
+
+    def work() -> None:
+        try:
+            outcome["result"] = task(snapshot)
+        except (ValueError, FloatingPointError) as err:
+            outcome["error"] = err
+        finally:
+            previews.put(None)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := previews.get()) is not None:
+        yield False, item
+    if "error" in outcome:
+        raise gr.Error(str(outcome["error"]))
+    yield True, outcome["result"]
+
+
 # ---------------------------------------------------------------------------- Class sampling tab
 SAMPLING_INITS = ["local_pca", "pca", "gaussian", "uniform"]
 MAX_PER_CLASS, MAX_STEPS = 16, 200  # CPU-sized: a full grid in seconds, not minutes
@@ -164,31 +199,12 @@ def sample_classes(
     settings = dict(
         init=init, guidance=bool(guidance), adaptive_stop=bool(adaptive_stop), steps=steps
     )
-    # The sampler calls back from its own thread; the queue hands previews to this generator.
-    previews: queue.Queue = queue.Queue()
-    outcome: dict = {}
-
-    def work() -> None:
-        try:
-            outcome["out"] = model.sample(
-                chosen,
-                n,
-                seed=seed,
-                callback=lambda step, x, _e: previews.put((step, x.detach().cpu().clone())),
-                **settings,
-            )
-        except (ValueError, FloatingPointError) as err:
-            outcome["error"] = err
-        finally:
-            previews.put(None)
-
-    threading.Thread(target=work, daemon=True).start()
-    while (item := previews.get()) is not None:
-        step, images = item
-        yield _grid(images, n), f"Sampling: step {step} of at most {steps}..."
-    if "error" in outcome:
-        raise gr.Error(str(outcome["error"]))
-    out = outcome["out"]
+    task = functools.partial(model.sample, chosen, n, seed=seed, **settings)
+    for done, payload in _stream(lambda callback: task(callback=callback)):
+        if not done:
+            step, images, _energies = payload
+            yield _grid(images, n), f"Sampling: step {step} of at most {steps}..."
+    out = payload
     names = [model.class_names[y] for y in dict.fromkeys(out.labels)]
     mean_steps = sum(out.steps) / len(out.steps)
     status = (
