@@ -4,6 +4,9 @@ Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP use
 (CLIP^-1). Each tab is one small function that lays out its components and wires them to one
 package call; no model code lives here (design.md 2). Tabs so far:
 
+* **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
+  encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
+  stay and say why when used;
 * **Class sampling**: class-conditional samples from an embedded robust classifier (WEAT / DER
   samplers), streamed while they form;
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
@@ -261,9 +264,219 @@ def sampling_tab() -> None:
     )
 
 
+# ---------------------------------------------------------------------------- CLIP^-1 tabs
+# Which encoders the CLIP tabs use: environment variables, as on a Hugging Face Space.
+ENV_CLIP, ENV_PRETRAINED, ENV_BANK = "HUBMODELS_CLIP", "HUBMODELS_CLIP_PRETRAINED", "HUBMODELS_BANK"
+ENV_IMAGE_ENCODER, ENV_IMAGE_WEIGHTS = "HUBMODELS_IMAGE_ENCODER", "HUBMODELS_IMAGE_ENCODER_WEIGHTS"
+ENV_RESOLUTION, ENV_STEPS = "HUBMODELS_RESOLUTION", "HUBMODELS_STEPS"
+HOW_TO_CONFIGURE = (
+    f"Set `{ENV_CLIP}` (open_clip model, default ViT-B-32) and `{ENV_PRETRAINED}` (a tag such as "
+    f"`openai`, which needs internet or the Hugging Face cache, or a local weights file), and "
+    f"optionally `{ENV_BANK}` (a saved CLIPInverter with its anchor bank). Reconstruction and "
+    f"style images also work with any image encoder: `{ENV_IMAGE_ENCODER}=timm:efficientnet_lite0` "
+    f"and `{ENV_IMAGE_WEIGHTS}=<weights file>`."
+)
+_inverters: dict[str, Any] = {}  # kind -> CLIPInverter, or the reason it could not be loaded
+
+
+def _inverter(kind: str):
+    """The shared inverter ("clip": text and images; "image": any image encoder), loaded once.
+
+    A failure is remembered too, so every request says why at once instead of retrying a
+    download that cannot succeed.
+    """
+    if kind not in _inverters:
+        try:
+            _inverters[kind] = _load_inverter(kind)
+        except (CheckpointError, ValueError, OSError) as err:
+            _inverters[kind] = f"{err}"
+    found = _inverters[kind]
+    if isinstance(found, str):
+        raise gr.Error(f"No encoder could be loaded: {found}. {HOW_TO_CONFIGURE}")
+    return found
+
+
+def _load_inverter(kind: str):
+    from accelerate import PartialState
+
+    from hubmodels import CLIPInverter
+
+    device = PartialState().device
+    # CPU-sized defaults: an image in about a minute; a GPU affords the paper's 224 px.
+    resolution = int(os.environ.get(ENV_RESOLUTION, 224 if device.type == "cuda" else 96))
+    if kind == "image" and os.environ.get(ENV_IMAGE_ENCODER):
+        return CLIPInverter(
+            os.environ[ENV_IMAGE_ENCODER],
+            os.environ.get(ENV_IMAGE_WEIGHTS) or None,
+            resolution=resolution,
+            device=device,
+        )
+    clip = os.environ.get(ENV_CLIP, "ViT-B-32")
+    pretrained = os.environ.get(ENV_PRETRAINED, "openai")
+    # Random weights only on explicit request (tests): their images mean nothing.
+    pretrained = None if pretrained == "random" else pretrained
+    if os.environ.get(ENV_BANK):
+        return CLIPInverter.from_pretrained(
+            os.environ[ENV_BANK], clip=clip, pretrained=pretrained, device=device
+        )
+    return CLIPInverter(clip, pretrained, resolution=resolution, device=device)
+
+
+def _default_steps() -> int:
+    return int(os.environ.get(ENV_STEPS, 400 if torch.cuda.is_available() else 60))
+
+
+def _invert(kind: str, call: Callable, steps: float, seed: float) -> Iterator[tuple]:
+    """Stream one inverter task: previews, then the image, its settings and a PNG carrying them."""
+    from hubmodels.inversion.images import ImageInputError, save_png
+
+    steps = _whole("Steps", steps, 1, 5000)
+    seed = _whole("Seed", seed, 0, 2**31 - 1)
+    inverter = _inverter(kind)
+    task = functools.partial(call, inverter, num_inference_steps=steps, seed=seed)
+    try:
+        for done, payload in _stream(lambda callback: task(callback=callback)):
+            if not done:
+                step, image, loss = payload
+                preview = Image.fromarray(
+                    (image[0].permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()
+                )
+                yield preview, f"Step {step} of {steps}: loss {loss:.4f}", None
+    except ImageInputError as err:
+        raise gr.Error(str(err)) from err
+    out = payload
+    path = save_png(
+        out.images[0], _output_dir() / f"{out.settings['task']}-{seed}.png", out.settings
+    )
+    status = (
+        f"Done in {steps} steps, seed {seed}, final loss {out.losses[-1]:.4f}; "
+        f"encoder `{out.settings['encoder']}`."
+    )
+    yield out.images[0], status, str(path)
+
+
+def _output_dir():
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.gettempdir()) / "hubmodels-space"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def text_to_image(prompt: str, negative: str, steps: float, seed: float) -> Iterator[tuple]:
+    """The /text_to_image API: ``CLIPInverter.text_to_image``."""
+    if not prompt or not prompt.strip():
+        raise gr.Error("The prompt is empty: describe the image you want.")
+
+    def call(inverter, **kw):
+        return inverter.text_to_image(prompt, negative or None, **kw)
+
+    yield from _invert("clip", call, steps, seed)
+
+
+def reconstruct(image: str | None, steps: float, seed: float) -> Iterator[tuple]:
+    """The /reconstruct API: ``CLIPInverter.reconstruct`` of an uploaded image."""
+    if not image:
+        raise gr.Error("Upload an image to reconstruct.")
+    yield from _invert(
+        "image", lambda inverter, **kw: inverter.reconstruct(image, **kw), steps, seed
+    )
+
+
+def style_transfer(
+    content: str | None, style_text: str, style_image: str | None, steps: float, seed: float
+) -> Iterator[tuple]:
+    """The /style_transfer API: ``CLIPInverter.style_transfer`` toward a text or an image."""
+    if not content:
+        raise gr.Error("Upload a content image.")
+    if style_image:
+        style, kind = style_image, "image"
+    elif style_text and style_text.strip():
+        style, kind = style_text, "clip"
+    else:
+        raise gr.Error("Give a style: a text such as 'an oil painting', or a style image.")
+    yield from _invert(
+        kind, lambda inverter, **kw: inverter.style_transfer(content, style, **kw), steps, seed
+    )
+
+
+def _seed_and_steps() -> tuple:
+    steps = gr.Slider(1, 1000, value=_default_steps(), step=1, label="Steps")
+    with gr.Row():
+        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+        shuffle = gr.Button("Randomise seed", size="sm")
+    shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
+    return steps, seed
+
+
+def _results() -> list:
+    with gr.Column(scale=2):
+        image = gr.Image(label="Image (previews while it forms)", type="pil", format="png")
+        status = gr.Markdown()
+        download = gr.File(label="PNG with its settings in the metadata")
+    return [image, status, download]
+
+
+def _wire(button, function, inputs, outputs, api_name: str) -> None:
+    button.click(
+        function,
+        inputs=inputs,
+        outputs=outputs,
+        api_name=api_name,
+        concurrency_id="heavy",
+        concurrency_limit=2,
+    )
+
+
+def text_to_image_tab() -> None:
+    gr.Markdown(f"A frozen CLIP as a decoder (CLIP⁻¹). {HOW_TO_CONFIGURE}")
+    with gr.Row():
+        with gr.Column(scale=1):
+            prompt = gr.Textbox(label="Prompt", placeholder="a lighthouse at dusk")
+            negative = gr.Textbox(label="Negative prompt", placeholder="blurry")
+            steps, seed = _seed_and_steps()
+            run = gr.Button("Generate", variant="primary")
+        outputs = _results()
+    _wire(run, text_to_image, [prompt, negative, steps, seed], outputs, "text_to_image")
+
+
+def reconstruction_tab() -> None:
+    gr.Markdown(f"An image rendered from its embedding alone. {HOW_TO_CONFIGURE}")
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(label="Image", type="filepath", format="png")
+            steps, seed = _seed_and_steps()
+            run = gr.Button("Reconstruct", variant="primary")
+        outputs = _results()
+    _wire(run, reconstruct, [image, steps, seed], outputs, "reconstruct")
+
+
+def style_transfer_tab() -> None:
+    gr.Markdown(f"Keep the layout, move the look. {HOW_TO_CONFIGURE}")
+    with gr.Row():
+        with gr.Column(scale=1):
+            content = gr.Image(label="Content image", type="filepath", format="png")
+            style_text = gr.Textbox(label="Style as text", placeholder="an oil painting")
+            style_image = gr.Image(label="...or a style image", type="filepath", format="png")
+            steps, seed = _seed_and_steps()
+            run = gr.Button("Transfer", variant="primary")
+        outputs = _results()
+    _wire(
+        run,
+        style_transfer,
+        [content, style_text, style_image, steps, seed],
+        outputs,
+        "style_transfer",
+    )
+
+
 # ---------------------------------------------------------------------------- the app
 # (tab label, function that builds it): a new tab is one function and one line here.
 TABS: list[tuple[str, Callable[[], None]]] = [
+    ("Text-to-image", text_to_image_tab),
+    ("Reconstruction", reconstruction_tab),
+    ("Style transfer", style_transfer_tab),
     ("Class sampling", sampling_tab),
     ("Models", models_tab),
 ]

@@ -235,3 +235,108 @@ def test_class_sampling_endpoint_over_http(tmp_path_factory):
         assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------- CLIP^-1 tabs
+@pytest.fixture
+def clip_env(monkeypatch, tiny_clip):
+    """The tiny random CLIP, configured the way a Space owner configures a real one."""
+    monkeypatch.setenv("HUBMODELS_CLIP", tiny_clip)
+    monkeypatch.setenv("HUBMODELS_CLIP_PRETRAINED", "random")
+    monkeypatch.setenv("HUBMODELS_RESOLUTION", "32")
+    monkeypatch.delenv("HUBMODELS_BANK", raising=False)
+    monkeypatch.delenv("HUBMODELS_IMAGE_ENCODER", raising=False)
+    return tiny_clip
+
+
+def _photo(path: Path) -> str:
+    Image.new("RGB", (48, 40), (200, 120, 30)).save(path)
+    return str(path)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_text_to_image_streams_then_returns_a_png_with_settings(clip_env):
+    from hubmodels.inversion.images import read_png_settings
+
+    app = _load_app()
+    updates = list(app.text_to_image("a red boat", "blurry", 12, 3))
+    assert [u[1].split(":")[0] for u in updates[:-1]] == ["Step 10 of 12", "Step 12 of 12"]
+    image, status, path = updates[-1]
+    assert image.size == (32, 32) and "seed 3" in status
+    settings = read_png_settings(path)
+    assert settings["prompt"] == "a red boat" and settings["negative_prompt"] == "blurry"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_style_transfer_and_reconstruction_run(clip_env, tmp_path):
+    app = _load_app()
+    photo = _photo(tmp_path / "content.png")
+    *_, (image, status, _) = app.style_transfer(photo, "an oil painting", None, 3, 0)
+    assert image.size == (32, 32)
+    *_, (image, status, _) = app.reconstruct(photo, 3, 0)
+    assert image.size == (32, 32) and "Done in 3 steps" in status
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda app, p: app.text_to_image("   ", "", 3, 0), "prompt is empty"),
+        (lambda app, p: app.text_to_image("a cat", "", float("nan"), 0), "Steps"),
+        (lambda app, p: app.reconstruct(None, 3, 0), "Upload an image"),
+        (lambda app, p: app.reconstruct(p, 3, 0), "not a readable image"),
+        (lambda app, p: app.style_transfer(p, "", None, 3, 0), "Give a style"),
+    ],
+)
+def test_clip_tab_bad_input_is_a_gradio_error_and_the_next_call_works(
+    clip_env, tmp_path, call, match
+):
+    import gradio as gr
+
+    app = _load_app()
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(gr.Error, match=match):
+        list(call(app, str(corrupt)))
+    *_, (image, _, _) = app.text_to_image("a cat", "", 2, 0)
+    assert image.size == (32, 32)
+
+
+def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("HUBMODELS_CLIP", "ViT-B-32")
+    monkeypatch.delenv("HUBMODELS_CLIP_PRETRAINED", raising=False)  # "openai": needs a download
+    app = _load_app()
+    with pytest.raises(gr.Error, match="HUBMODELS_CLIP_PRETRAINED"):
+        list(app.text_to_image("a cat", "", 2, 0))
+    *_, (grid, status) = app.sample_classes(
+        "fmnist-smallcnn-der", ["Bag"], 1, "pca", True, True, 2, 0
+    )
+    assert "1 samples" in status
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_text_to_image_endpoint_over_http(clip_env, tmp_path_factory):
+    from gradio_client import Client
+
+    app = _load_app()
+    demo = app.build_demo()
+    demo.queue(max_size=4)
+    try:
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
+        )
+        client = Client(
+            url,
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path_factory.mktemp("downloads")),
+        )
+        image, status, png = client.predict("a lighthouse", "", 3, 5, api_name="/text_to_image")
+        assert Image.open(image).size == (32, 32) and "seed 5" in status
+        assert Image.open(png).size == (32, 32)
+        with pytest.raises(Exception, match="prompt is empty"):
+            client.predict("", "", 3, 5, api_name="/text_to_image")
+    finally:
+        demo.close()
