@@ -364,6 +364,22 @@ def _output_dir():
     return folder
 
 
+def _on_gpu(duration: Callable[..., int]) -> Callable:
+    """``@spaces.GPU(duration=...)`` on ZeroGPU Spaces (the ``spaces`` package), else nothing."""
+    try:
+        import spaces
+    except ImportError:
+        return lambda function: function
+    return spaces.GPU(duration=duration)
+
+
+def _gpu_seconds(*args: Any) -> int:
+    """ZeroGPU budget for an inversion: steps (the second-to-last argument) at ~40 ms each."""
+    steps = args[-2] if len(args) >= 2 and isinstance(args[-2], (int, float)) else 400
+    return int(min(300, 20 + 0.04 * (steps if math.isfinite(steps) else 400)))
+
+
+@_on_gpu(_gpu_seconds)
 def text_to_image(prompt: str, negative: str, steps: float, seed: float) -> Iterator[tuple]:
     """The /text_to_image API: ``CLIPInverter.text_to_image``."""
     if not prompt or not prompt.strip():
@@ -375,6 +391,7 @@ def text_to_image(prompt: str, negative: str, steps: float, seed: float) -> Iter
     yield from _invert("clip", call, steps, seed)
 
 
+@_on_gpu(_gpu_seconds)
 def reconstruct(image: str | None, steps: float, seed: float) -> Iterator[tuple]:
     """The /reconstruct API: ``CLIPInverter.reconstruct`` of an uploaded image."""
     if not image:
@@ -384,6 +401,7 @@ def reconstruct(image: str | None, steps: float, seed: float) -> Iterator[tuple]
     )
 
 
+@_on_gpu(_gpu_seconds)
 def style_transfer(
     content: str | None, style_text: str, style_image: str | None, steps: float, seed: float
 ) -> Iterator[tuple]:
@@ -505,7 +523,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         help="port (default: $GRADIO_SERVER_PORT or 7860)",
     )
-    return parser.parse_args(argv)
+    # Each flag sets the environment variable of the same setting, which the tabs read.
+    for flag, variable, what in (
+        ("--clip", ENV_CLIP, "open_clip model for the CLIP tabs (default ViT-B-32)"),
+        ("--pretrained", ENV_PRETRAINED, "its weights: a tag (openai) or a local file"),
+        ("--bank", ENV_BANK, "a saved CLIPInverter with its anchor bank (folder or hub id)"),
+        ("--image-encoder", ENV_IMAGE_ENCODER, "e.g. timm:efficientnet_lite0, for images"),
+        ("--image-encoder-weights", ENV_IMAGE_WEIGHTS, "its local weights file"),
+    ):
+        parser.add_argument(flag, help=f"{what} (sets ${variable})")
+    args = parser.parse_args(argv)
+    for flag, variable in (
+        ("clip", ENV_CLIP),
+        ("pretrained", ENV_PRETRAINED),
+        ("bank", ENV_BANK),
+        ("image_encoder", ENV_IMAGE_ENCODER),
+        ("image_encoder_weights", ENV_IMAGE_WEIGHTS),
+    ):
+        if getattr(args, flag):
+            os.environ[variable] = getattr(args, flag)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

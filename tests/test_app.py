@@ -340,3 +340,21 @@ def test_text_to_image_endpoint_over_http(clip_env, tmp_path_factory):
             client.predict("", "", 3, 5, api_name="/text_to_image")
     finally:
         demo.close()
+
+
+def test_cli_flags_set_the_environment_the_tabs_read(monkeypatch):
+    app = _load_app()
+    for variable in ("HUBMODELS_CLIP", "HUBMODELS_CLIP_PRETRAINED", "HUBMODELS_BANK"):
+        monkeypatch.setenv(variable, "x")  # so that monkeypatch restores what parse_args sets
+        monkeypatch.delenv(variable)
+    app.parse_args(["--clip", "ViT-B-16", "--pretrained", "/weights/clip.safetensors"])
+    assert app.os.environ["HUBMODELS_CLIP"] == "ViT-B-16"
+    assert app.os.environ["HUBMODELS_CLIP_PRETRAINED"] == "/weights/clip.safetensors"
+    assert "HUBMODELS_BANK" not in app.os.environ
+
+
+def test_zerogpu_duration_grows_with_steps_and_is_capped():
+    app = _load_app()
+    assert app._gpu_seconds("a cat", "", 400, 0) == 36
+    assert app._gpu_seconds("a cat", "", 10**6, 0) == 300
+    assert app._gpu_seconds(None, float("nan"), 0) == 36
