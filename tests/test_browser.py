@@ -1,0 +1,80 @@
+"""The Space in a real browser: Debian's Chromium driven by Playwright (../shared/assets.md).
+
+Opens the page, visits every tab, runs class sampling and checks that the preview image updates
+while the samples form and that the final grid and its status appear. A screenshot goes to the
+test's temp folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"  # `apt-get install chromium`; .ci/run installs it
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TABS = ["Text-to-image", "Reconstruction", "Style transfer", "Class sampling", "Models"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),
+]
+
+
+@pytest.fixture
+def served_app():
+    spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    demo = app.build_demo()
+    demo.queue(max_size=16)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
+    )
+    yield url
+    demo.close()
+
+
+def test_every_tab_opens_and_class_sampling_streams_in_chromium(served_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(served_app, wait_until="networkidle")
+            for tab in TABS:
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(200)
+            page.get_by_role("tab", name="Class sampling").click()
+            # Count every new image the output shows: previews, then the final grid.
+            page.evaluate(
+                """() => {
+                    window.__frames = 0;
+                    new MutationObserver(() => { window.__frames += 1; })
+                        .observe(document.body, {subtree: true, attributes: true,
+                                 attributeFilter: ["src"], childList: true});
+                }"""
+            )
+            page.get_by_role("button", name="Sample", exact=True).click()
+            page.get_by_text("Reproduce:", exact=False).wait_for(timeout=60_000)  # the final status
+            frames = page.evaluate("() => window.__frames")
+            grid = page.locator("img[src*='/file='], img[src^='data:'], img[src*='gradio_api']")
+            assert grid.count() >= 1
+            assert frames >= 3, f"the output changed only {frames} times: no streamed previews"
+            page.screenshot(path=str(tmp_path / "class-sampling.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "class-sampling.png").stat().st_size > 10_000
