@@ -490,6 +490,7 @@ def style_transfer_tab() -> None:
 
 
 # ---------------------------------------------------------------------------- the app
+QUEUE_SIZE = 16  # waiting jobs beyond the two running; more are told the queue is full
 # (tab label, function that builds it): a new tab is one function and one line here.
 TABS: list[tuple[str, Callable[[], None]]] = [
     ("Text-to-image", text_to_image_tab),
@@ -549,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     demo = build_demo()
     # A bounded queue: a CPU Space serves a few users at a time; the rest get a clear "busy".
-    demo.queue(max_size=16)
+    demo.queue(max_size=QUEUE_SIZE)
     demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft())
 
 

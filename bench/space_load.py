@@ -1,0 +1,133 @@
+"""The Space under load: 20 concurrent class-sampling requests, and the time to a first preview.
+
+Starts the app in this process (queue of 16, two heavy jobs at a time, as `python app.py`
+runs it), then:
+
+1. **first preview**: one request through ``gradio_client``'s ``submit``; seconds from the
+   click to the first streamed preview and to the final grid (target: first preview within
+   2 s on the CPU);
+2. **load**: 20 requests at once from 20 threads; how many were served, how many were told the
+   queue was full, latency percentiles of the served ones, and the process's peak memory.
+
+    python bench/space_load.py [--requests 20] [--n-per-class 8] [--steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import resource
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_app():
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    demo = app.build_demo()
+    demo.queue(max_size=app.QUEUE_SIZE)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
+    )
+    return demo, url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--n-per-class", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+
+    from gradio_client import Client
+
+    demo, url = start_app()
+    request = (
+        "fmnist-smallcnn-der",
+        ["T-shirt/top", "Trouser", "Sneaker", "Bag"],
+        args.n_per_class,
+        "local_pca",
+        True,
+        False,
+        args.steps,
+        0,
+    )
+    try:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        client.predict(*request, api_name="/class_sampling")  # warm-up: loads the preset once
+
+        started = time.perf_counter()
+        job = client.submit(*request, api_name="/class_sampling")
+        first = None
+        while not job.done():
+            if first is None and job.outputs():
+                first = time.perf_counter() - started
+            time.sleep(0.01)
+        total = time.perf_counter() - started
+        first = first if first is not None else total
+        print(
+            f"one request ({4 * args.n_per_class} samples, {args.steps} steps): first preview "
+            f"after {first:.2f} s (target <= 2 s), final grid after {total:.2f} s, "
+            f"{len(job.outputs())} updates streamed"
+        )
+
+        served, full, failed, latencies = 0, 0, [], []
+        lock = threading.Lock()
+
+        def one() -> None:
+            nonlocal served, full
+            t0 = time.perf_counter()
+            try:
+                Client(url, verbose=False, analytics_enabled=False).predict(
+                    *request, api_name="/class_sampling"
+                )
+                with lock:
+                    served += 1
+                    latencies.append(time.perf_counter() - t0)
+            except Exception as err:  # the client raises on a full queue, as users see it
+                with lock:
+                    if "queue is full" in str(err).lower():
+                        full += 1
+                    else:
+                        failed.append(f"{type(err).__name__}: {err}")
+
+        threads = [threading.Thread(target=one) for _ in range(args.requests)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        latencies.sort()
+
+        def pct(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"{args.requests} concurrent requests: {served} served, {full} told the queue was "
+            f"full, {len(failed)} failed; wall {wall:.1f} s"
+        )
+        if latencies:
+            print(
+                f"latency of served requests: p50 {pct(0.5):.1f} s, p90 {pct(0.9):.1f} s, "
+                f"max {latencies[-1]:.1f} s, mean {statistics.mean(latencies):.1f} s"
+            )
+        print(f"peak memory of the process (app + clients): {peak:.0f} MiB")
+        for line in failed[:3]:
+            print("failure:", line)
+    finally:
+        demo.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Screenshots of every tab of the Space for the README, taken in Debian's Chromium.
+
+The Class sampling tab is shown after one run; the CLIP tabs as a fresh visitor sees them.
+
+    python experiments/space_screenshots.py --out docs/figures/space
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from space_load import start_app  # noqa: E402
+from test_browser import CHROMIUM, FLAGS, TABS  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/figures/space")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from playwright.sync_api import sync_playwright
+
+    demo, url = start_app()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 860})
+            page.goto(url, wait_until="networkidle")
+            for tab in TABS:
+                page.get_by_role("tab", name=tab).click()
+                if tab == "Class sampling":
+                    page.get_by_role("button", name="Sample", exact=True).click()
+                    page.get_by_text("Reproduce:", exact=False).wait_for(timeout=60_000)
+                page.evaluate("() => window.scrollTo(0, 0)")
+                page.wait_for_timeout(500)
+                path = out / f"{tab.lower().replace(' ', '-')}.png"
+                page.screenshot(path=str(path))
+                print(path)
+            browser.close()
+    finally:
+        demo.close()
+
+
+if __name__ == "__main__":
+    main()
