@@ -254,9 +254,24 @@ def sampling_tab() -> None:
         outputs=classes,
         api_name=False,
     )
+    inputs = [preset, classes, n_per_class, init, guidance, adaptive, steps, seed]
+    if default:  # computed when first clicked, then served from the cache; never at start-up
+        gr.Examples(
+            [
+                [default, ["Sneaker", "Bag", "Ankle boot"], 8, "local_pca", True, True, 60, 0],
+                [default, ["Dress", "Coat"], 8, "uniform", False, False, 60, 0],
+            ],
+            inputs=inputs,
+            outputs=[grid, status],
+            fn=sample_classes,
+            cache_examples=True,
+            cache_mode="lazy",
+            label="Examples: local-PCA start with DER's guidance and stop, and the noise start "
+            "that fails",
+        )
     run.click(
         sample_classes,
-        inputs=[preset, classes, n_per_class, init, guidance, adaptive, steps, seed],
+        inputs=inputs,
         outputs=[grid, status],
         api_name="class_sampling",
         concurrency_id="heavy",
@@ -456,6 +471,11 @@ def text_to_image_tab() -> None:
             steps, seed = _seed_and_steps()
             run = gr.Button("Generate", variant="primary")
         outputs = _results()
+    gr.Examples(
+        [["a lighthouse at dusk", "blurry"], ["a red fox in the snow, oil painting", ""]],
+        inputs=[prompt, negative],
+        label="Examples (they fill the prompt; press Generate)",
+    )
     _wire(run, text_to_image, [prompt, negative, steps, seed], outputs, "text_to_image")
 
 
