@@ -338,7 +338,7 @@ def _load_inverter(kind: str):
 
 
 def _default_steps() -> int:
-    return int(os.environ.get(ENV_STEPS, 400 if torch.cuda.is_available() else 60))
+    return int(os.environ.get(ENV_STEPS, 400 if torch.cuda.is_available() else 30))
 
 
 def _invert(kind: str, call: Callable, steps: float, seed: float) -> Iterator[tuple]:
@@ -571,7 +571,10 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo()
     # A bounded queue: a CPU Space serves a few users at a time; the rest get a clear "busy".
     demo.queue(max_size=QUEUE_SIZE)
-    demo.launch(server_name=args.host, server_port=args.port, theme=gr.themes.Soft())
+    # show_error: an upload gradio itself cannot decode then says so, instead of a bare failure.
+    demo.launch(
+        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True
+    )
 
 
 if __name__ == "__main__":

@@ -358,3 +358,60 @@ def test_zerogpu_duration_grows_with_steps_and_is_capped():
     assert app._gpu_seconds("a cat", "", 400, 0) == 36
     assert app._gpu_seconds("a cat", "", 10**6, 0) == 300
     assert app._gpu_seconds(None, float("nan"), 0) == 36
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
+    """RGBA, greyscale, 16-bit and 8000x8000 uploads all work; a non-image is a clear error."""
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    folder = tmp_path_factory.mktemp("uploads")
+    uploads = {
+        "rgba.png": Image.new("RGBA", (40, 30), (255, 0, 0, 128)),
+        "grey.png": Image.new("L", (30, 40), 90),
+        "sixteen.png": Image.fromarray(np.full((32, 32), 40000, dtype=np.uint16)),
+        "huge.png": Image.new("RGB", (8000, 8000), (10, 200, 30)),
+    }
+    for name, image in uploads.items():
+        image.save(folder / name)
+    (folder / "notes.png").write_text("not an image at all")
+    app = _load_app()
+    demo = app.build_demo()
+    demo.queue(max_size=4)
+    try:
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True,
+            server_name="127.0.0.1",
+            server_port=_free_port(),
+            quiet=True,
+            show_error=True,  # as app.main launches it
+        )
+        client = Client(
+            url,
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path_factory.mktemp("downloads")),
+        )
+        for name in uploads:
+            image, status, _ = client.predict(
+                handle_file(str(folder / name)), 2, 0, api_name="/reconstruct"
+            )
+            assert Image.open(image).size == (32, 32), name
+        image, _, _ = client.predict(
+            handle_file(str(folder / "grey.png")),
+            "an oil painting",
+            None,
+            2,
+            0,
+            api_name="/style_transfer",
+        )
+        assert Image.open(image).size == (32, 32)
+        with pytest.raises(Exception, match="cannot identify image"):
+            client.predict(handle_file(str(folder / "notes.png")), 2, 0, api_name="/reconstruct")
+        image, _, _ = client.predict(
+            handle_file(str(folder / "rgba.png")), 2, 0, api_name="/reconstruct"
+        )  # still serving
+        assert Image.open(image).size == (32, 32)
+    finally:
+        demo.close()
