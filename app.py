@@ -434,6 +434,13 @@ def style_transfer(
     )
 
 
+def _example_photo() -> str:
+    """A photo every install has: matplotlib's sample Grace Hopper portrait."""
+    import matplotlib.cbook
+
+    return str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
 def _seed_and_steps() -> tuple:
     steps = gr.Slider(1, 1000, value=_default_steps(), step=1, label="Steps")
     with gr.Row():
@@ -487,6 +494,7 @@ def reconstruction_tab() -> None:
             steps, seed = _seed_and_steps()
             run = gr.Button("Reconstruct", variant="primary")
         outputs = _results()
+    gr.Examples([[_example_photo()]], inputs=[image], label="Example (fills the upload)")
     _wire(run, reconstruct, [image, steps, seed], outputs, "reconstruct")
 
 
@@ -500,6 +508,11 @@ def style_transfer_tab() -> None:
             steps, seed = _seed_and_steps()
             run = gr.Button("Transfer", variant="primary")
         outputs = _results()
+    gr.Examples(
+        [[_example_photo(), "an oil painting"], [_example_photo(), "a pencil sketch"]],
+        inputs=[content, style_text],
+        label="Examples (they fill the inputs)",
+    )
     _wire(
         run,
         style_transfer,

@@ -415,3 +415,11 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
         assert Image.open(image).size == (32, 32)
     finally:
         demo.close()
+
+
+def test_every_generating_tab_has_examples_that_need_no_download():
+    app = _load_app()
+    demo = app.build_demo()
+    datasets = [b for b in demo.blocks.values() if type(b).__name__ == "Dataset"]
+    assert len(datasets) == 4  # text-to-image, reconstruction, style transfer, class sampling
+    assert Path(app._example_photo()).is_file()
