@@ -185,6 +185,7 @@ def sample_classes(
     adaptive_stop: bool,
     steps: float,
     seed: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
 ) -> Iterator[tuple[Image.Image, str]]:
     """Stream (grid, status) while ``RobustClassifier.sample`` runs (the /class_sampling API)."""
     n = _whole("Samples per class", n_per_class, 1, MAX_PER_CLASS)
@@ -206,6 +207,7 @@ def sample_classes(
     for done, payload in _stream(lambda callback: task(callback=callback)):
         if not done:
             step, images, _energies = payload
+            progress((min(step, steps), steps), desc="sampling")
             yield _grid(images, n), f"Sampling: step {step} of at most {steps}..."
     out = payload
     names = [model.class_names[y] for y in dict.fromkeys(out.labels)]
@@ -341,7 +343,9 @@ def _default_steps() -> int:
     return int(os.environ.get(ENV_STEPS, 400 if torch.cuda.is_available() else 30))
 
 
-def _invert(kind: str, call: Callable, steps: float, seed: float) -> Iterator[tuple]:
+def _invert(
+    kind: str, call: Callable, steps: float, seed: float, progress: gr.Progress | None = None
+) -> Iterator[tuple]:
     """Stream one inverter task: previews, then the image, its settings and a PNG carrying them."""
     from hubmodels.inversion.images import ImageInputError, save_png
 
@@ -353,6 +357,8 @@ def _invert(kind: str, call: Callable, steps: float, seed: float) -> Iterator[tu
         for done, payload in _stream(lambda callback: task(callback=callback)):
             if not done:
                 step, image, loss = payload
+                if progress is not None:
+                    progress((step, steps), desc="inverting")
                 preview = Image.fromarray(
                     (image[0].permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()
                 )
@@ -388,14 +394,27 @@ def _on_gpu(duration: Callable[..., int]) -> Callable:
     return spaces.GPU(duration=duration)
 
 
-def _gpu_seconds(*args: Any) -> int:
-    """ZeroGPU budget for an inversion: steps (the second-to-last argument) at ~40 ms each."""
-    steps = args[-2] if len(args) >= 2 and isinstance(args[-2], (int, float)) else 400
-    return int(min(300, 20 + 0.04 * (steps if math.isfinite(steps) else 400)))
+def _gpu_seconds(steps_position: int) -> Callable[..., int]:
+    """ZeroGPU budget of an inversion whose steps are argument ``steps_position``: ~40 ms a
+    step on an H100-class GPU plus 20 s to load, capped at 300 s."""
+
+    def seconds(*args: Any, **kwargs: Any) -> int:
+        steps = args[steps_position] if len(args) > steps_position else kwargs.get("steps")
+        if not isinstance(steps, (int, float)) or not math.isfinite(steps):
+            steps = 400
+        return int(min(300, 20 + 0.04 * steps))
+
+    return seconds
 
 
-@_on_gpu(_gpu_seconds)
-def text_to_image(prompt: str, negative: str, steps: float, seed: float) -> Iterator[tuple]:
+@_on_gpu(_gpu_seconds(2))
+def text_to_image(
+    prompt: str,
+    negative: str,
+    steps: float,
+    seed: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
+) -> Iterator[tuple]:
     """The /text_to_image API: ``CLIPInverter.text_to_image``."""
     if not prompt or not prompt.strip():
         raise gr.Error("The prompt is empty: describe the image you want.")
@@ -403,22 +422,32 @@ def text_to_image(prompt: str, negative: str, steps: float, seed: float) -> Iter
     def call(inverter, **kw):
         return inverter.text_to_image(prompt, negative or None, **kw)
 
-    yield from _invert("clip", call, steps, seed)
+    yield from _invert("clip", call, steps, seed, progress)
 
 
-@_on_gpu(_gpu_seconds)
-def reconstruct(image: str | None, steps: float, seed: float) -> Iterator[tuple]:
+@_on_gpu(_gpu_seconds(1))
+def reconstruct(
+    image: str | None,
+    steps: float,
+    seed: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
+) -> Iterator[tuple]:
     """The /reconstruct API: ``CLIPInverter.reconstruct`` of an uploaded image."""
     if not image:
         raise gr.Error("Upload an image to reconstruct.")
     yield from _invert(
-        "image", lambda inverter, **kw: inverter.reconstruct(image, **kw), steps, seed
+        "image", lambda inverter, **kw: inverter.reconstruct(image, **kw), steps, seed, progress
     )
 
 
-@_on_gpu(_gpu_seconds)
+@_on_gpu(_gpu_seconds(3))
 def style_transfer(
-    content: str | None, style_text: str, style_image: str | None, steps: float, seed: float
+    content: str | None,
+    style_text: str,
+    style_image: str | None,
+    steps: float,
+    seed: float,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
 ) -> Iterator[tuple]:
     """The /style_transfer API: ``CLIPInverter.style_transfer`` toward a text or an image."""
     if not content:
@@ -429,9 +458,8 @@ def style_transfer(
         style, kind = style_text, "clip"
     else:
         raise gr.Error("Give a style: a text such as 'an oil painting', or a style image.")
-    yield from _invert(
-        kind, lambda inverter, **kw: inverter.style_transfer(content, style, **kw), steps, seed
-    )
+    call = lambda inverter, **kw: inverter.style_transfer(content, style, **kw)  # noqa: E731
+    yield from _invert(kind, call, steps, seed, progress)
 
 
 def _example_photo() -> str:

@@ -355,9 +355,11 @@ def test_cli_flags_set_the_environment_the_tabs_read(monkeypatch):
 
 def test_zerogpu_duration_grows_with_steps_and_is_capped():
     app = _load_app()
-    assert app._gpu_seconds("a cat", "", 400, 0) == 36
-    assert app._gpu_seconds("a cat", "", 10**6, 0) == 300
-    assert app._gpu_seconds(None, float("nan"), 0) == 36
+    text_budget = app._gpu_seconds(2)  # text_to_image(prompt, negative, steps, seed, progress)
+    assert text_budget("a cat", "", 400, 0, None) == 36
+    assert text_budget("a cat", "", 10**6, 0, None) == 300
+    assert text_budget("a cat", "", float("nan"), 0) == 36
+    assert app._gpu_seconds(1)(steps=100) == 24
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
