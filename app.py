@@ -186,8 +186,8 @@ def sample_classes(
     steps: float,
     seed: float,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
-) -> Iterator[tuple[Image.Image, str]]:
-    """Stream (grid, status) while ``RobustClassifier.sample`` runs (the /class_sampling API)."""
+) -> Iterator[tuple[Image.Image, str, str | None]]:
+    """Stream (grid, status, PNG) while ``RobustClassifier.sample`` runs: /class_sampling."""
     n = _whole("Samples per class", n_per_class, 1, MAX_PER_CLASS)
     steps = _whole("Steps", steps, 1, MAX_STEPS)
     seed = _whole("Seed", seed, 0, 2**31 - 1)
@@ -208,7 +208,7 @@ def sample_classes(
         if not done:
             step, images, _energies = payload
             progress((min(step, steps), steps), desc="sampling")
-            yield _grid(images, n), f"Sampling: step {step} of at most {steps}..."
+            yield _grid(images, n), f"Sampling: step {step} of at most {steps}...", None
     out = payload
     names = [model.class_names[y] for y in dict.fromkeys(out.labels)]
     mean_steps = sum(out.steps) / len(out.steps)
@@ -220,7 +220,12 @@ def sample_classes(
         f"seed={seed}, init={init!r}, guidance={settings['guidance']}, "
         f"adaptive_stop={settings['adaptive_stop']}, steps={steps})`"
     )
-    yield _grid(out.tensors, n), status
+    from hubmodels.inversion.images import save_png
+
+    grid = _grid(out.tensors, n)
+    record = dict(task="class_sampling", model=preset, classes=names, n_per_class=n, seed=seed)
+    path = save_png(grid, _output_dir() / f"samples-{preset}-{seed}.png", {**record, **settings})
+    yield grid, status, str(path)
 
 
 def sampling_tab() -> None:
@@ -249,6 +254,7 @@ def sampling_tab() -> None:
         with gr.Column(scale=2):
             grid = gr.Image(label="Samples (one row per class)", type="pil", format="png")
             status = gr.Markdown()
+            download = gr.File(label="PNG with its settings in the metadata")
     shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
     preset.change(
         lambda name: gr.CheckboxGroup(choices=catalog.class_names(name)),
@@ -264,7 +270,7 @@ def sampling_tab() -> None:
                 [default, ["Dress", "Coat"], 8, "uniform", False, False, 60, 0],
             ],
             inputs=inputs,
-            outputs=[grid, status],
+            outputs=[grid, status, download],
             fn=sample_classes,
             cache_examples=True,
             cache_mode="lazy",
@@ -274,7 +280,7 @@ def sampling_tab() -> None:
     run.click(
         sample_classes,
         inputs=inputs,
-        outputs=[grid, status],
+        outputs=[grid, status, download],
         api_name="class_sampling",
         concurrency_id="heavy",
         concurrency_limit=2,
@@ -552,6 +558,7 @@ def style_transfer_tab() -> None:
 
 # ---------------------------------------------------------------------------- the app
 QUEUE_SIZE = 16  # waiting jobs beyond the two running; more are told the queue is full
+MAX_UPLOAD = "25mb"  # a photo, not an archive; larger images are downscaled anyway
 # (tab label, function that builds it): a new tab is one function and one line here.
 TABS: list[tuple[str, Callable[[], None]]] = [
     ("Text-to-image", text_to_image_tab),
@@ -614,7 +621,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(max_size=QUEUE_SIZE)
     # show_error: an upload gradio itself cannot decode then says so, instead of a bare failure.
     demo.launch(
-        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), show_error=True
+        server_name=args.host,
+        server_port=args.port,
+        theme=gr.themes.Soft(),
+        show_error=True,
+        max_file_size=MAX_UPLOAD,  # bigger uploads are refused with gradio's own message
     )
 
 

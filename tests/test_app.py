@@ -181,11 +181,16 @@ def test_class_sampling_streams_previews_then_the_grid():
         )
     )
     assert len(updates) >= 3  # previews every 5 steps, then the final grid
-    grid, status = updates[-1]
+    grid, status, png = updates[-1]
     scale, side = app.GRID_SCALE, 28 + 2
     assert grid.size == ((3 * side + 2) * scale, (2 * side + 2) * scale)  # 3 per row, 2 classes
     assert "6 samples" in status and "Sneaker, Bag" in status and "seed 0" in status
-    assert all(text.startswith("Sampling: step") for _, text in updates[:-1])
+    assert all(text.startswith("Sampling: step") for _, text, _ in updates[:-1])
+    from hubmodels.inversion.images import read_png_settings
+
+    settings = read_png_settings(png)
+    assert settings["classes"] == ["Sneaker", "Bag"] and settings["seed"] == 0
+    assert settings["init"] == "local_pca" and settings["steps"] == 10
 
 
 @pytest.mark.parametrize(
@@ -223,7 +228,8 @@ def test_class_sampling_endpoint_over_http(tmp_path_factory):
             download_files=str(tmp_path_factory.mktemp("downloads")),
         )
         args = ("fmnist-smallcnn-der", ["T-shirt/top"], 2, "pca", True, True, 5, 7)
-        grid, status = client.predict(*args, api_name="/class_sampling")
+        grid, status, png = client.predict(*args, api_name="/class_sampling")
+        assert Image.open(png).size == Image.open(grid).size
         assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE  # one row
         assert "2 samples" in status
         # gradio's slider bounds answer first over HTTP; the function checks them again in-process
@@ -231,7 +237,7 @@ def test_class_sampling_endpoint_over_http(tmp_path_factory):
             client.predict(
                 "fmnist-smallcnn-der", [], 0, "pca", True, True, 5, 7, api_name="/class_sampling"
             )
-        grid, _ = client.predict(*args, api_name="/class_sampling")  # still serving
+        grid, _, _ = client.predict(*args, api_name="/class_sampling")  # still serving
         assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE
     finally:
         demo.close()
@@ -310,7 +316,7 @@ def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypa
     app = _load_app()
     with pytest.raises(gr.Error, match="HUBMODELS_CLIP_PRETRAINED"):
         list(app.text_to_image("a cat", "", 2, 0))
-    *_, (grid, status) = app.sample_classes(
+    *_, (grid, status, _) = app.sample_classes(
         "fmnist-smallcnn-der", ["Bag"], 1, "pca", True, True, 2, 0
     )
     assert "1 samples" in status
@@ -388,6 +394,7 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
             server_port=_free_port(),
             quiet=True,
             show_error=True,  # as app.main launches it
+            max_file_size=app.MAX_UPLOAD,
         )
         client = Client(
             url,
@@ -411,6 +418,9 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
         assert Image.open(image).size == (32, 32)
         with pytest.raises(Exception, match="cannot identify image"):
             client.predict(handle_file(str(folder / "notes.png")), 2, 0, api_name="/reconstruct")
+        (folder / "big.png").write_bytes(b"\x89PNG" + bytes(26 * 2**20))  # over the 25 MB cap
+        with pytest.raises(Exception, match="(?i)size"):
+            client.predict(handle_file(str(folder / "big.png")), 2, 0, api_name="/reconstruct")
         image, _, _ = client.predict(
             handle_file(str(folder / "rgba.png")), 2, 0, api_name="/reconstruct"
         )  # still serving
