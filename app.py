@@ -2,7 +2,7 @@
 
 Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP used as a decoder
 (CLIP^-1). Each tab is one small function that lays out its components and wires them to one
-package call; no model code lives here (design.md 2). Tabs so far:
+package call; no model code lives here (design.md 2). The tabs:
 
 * **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
   encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
@@ -40,9 +40,10 @@ from hubmodels import presets_catalog as catalog
 TITLE = "hubmodels: discriminative models that generate images"
 INTRO = (
     "# hubmodels\n"
-    "Robust classifiers are energy-based models: E(x) = -logsumexp f(x). "
-    "This Space shows the checkpoints that ship with "
-    "[hubmodels](https://github.com/hubmodels/hubmodels); load any of them offline with "
+    "Discriminative models generate images. A robust classifier is an energy-based model, "
+    "E(x) = -logsumexp f(x): sample classes from it. A frozen CLIP is a decoder (CLIP⁻¹): "
+    "render text, reconstruct and restyle images by optimising a small INR. Everything here is "
+    "[hubmodels](https://github.com/hubmodels/hubmodels); load the classifiers offline with "
     '`RobustClassifier.from_pretrained("<name>")`.'
 )
 NO_PRESETS = (
