@@ -37,7 +37,7 @@ from hubmodels import CLIPInverter
 from hubmodels.inversion.augment import averaged_embedding
 from hubmodels.inversion.build_bank import build_bank
 from hubmodels.inversion.encoders import efficientnet_lite0_weights
-from hubmodels.inversion.images import load_image, to_pil
+from hubmodels.inversion.images import centre_square, load_image, to_pil
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.metrics import extract_features, inception_extractor
 
@@ -72,16 +72,6 @@ def photos() -> dict[str, np.ndarray]:
         "flower": flower,
         "grace_hopper": hopper,
     }
-
-
-def square(image: np.ndarray, size: int) -> torch.Tensor:
-    """Centre-crop to a square and resize: (1, 3, size, size) in [0, 1]."""
-    x = load_image(image)
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    x = x[..., top : top + side, left : left + side]
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
 
 def invert(inverter, method, target, steps, lr, seed, anchor=None) -> tuple[torch.Tensor, list]:
@@ -204,7 +194,9 @@ def main() -> None:
             device=args.device,
         )
     extractor = inception_extractor(args.fid_weights)
-    images = {name: square(photo, args.resolution) for name, photo in photos().items()}
+    images = {
+        name: centre_square(load_image(photo), args.resolution) for name, photo in photos().items()
+    }
     targets = {name: inverter._image_embedding(x) for name, x in images.items()}
 
     bank = None

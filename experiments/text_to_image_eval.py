@@ -26,19 +26,11 @@ import torch
 
 from hubmodels.inversion.build_bank import read_captions
 from hubmodels.inversion.encoders import OpenCLIPEncoder
-from hubmodels.inversion.images import load_image, save_png
+from hubmodels.inversion.images import centre_square, load_image, save_png
 from hubmodels.inversion.inverter import CLIPInverter
 from hubmodels.metrics import clip_score, extract_features, fid_kid, inception_extractor
 
 REFERENCE_SIZE = 256  # real images are centre-cropped and resized to this before the extractor
-
-
-def centre_square(image, size: int) -> torch.Tensor:
-    x = load_image(image)
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    x = x[..., (h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="area")
 
 
 def weights(tag: str) -> str | None:
@@ -86,7 +78,7 @@ def main(argv: list[str] | None = None, extractor=None) -> dict:
         generated.append(load_image(result.images[0]))
     seconds = time.perf_counter() - started
     fake = torch.cat(generated)
-    real = torch.cat([centre_square(path, REFERENCE_SIZE) for path, _ in pairs])
+    real = torch.cat([centre_square(load_image(path), REFERENCE_SIZE) for path, _ in pairs])
     real_features, _ = extract_features(real, extractor)
     scores = fid_kid(real_features, fake, extractor)
     judged = clip_score(fake, [caption for _, caption in pairs], judge)

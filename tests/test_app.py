@@ -6,6 +6,7 @@ registry, so these tests do not depend on which presets the package ships.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import socket
 from pathlib import Path
@@ -147,29 +148,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_model_card_endpoint_over_http(presets, tmp_path_factory):
+@contextlib.contextmanager
+def _served(app, downloads, queue_size: int | None = None, **launch):
+    """The app's demo on a free local port, and a gradio_client talking to it."""
     from gradio_client import Client
 
-    app = _load_app()
     demo = app.build_demo()
-    demo.queue()
+    demo.queue(max_size=queue_size)
     try:
         _, url, _ = demo.launch(
-            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
+            prevent_thread_lock=True,
+            server_name="127.0.0.1",
+            server_port=_free_port(),
+            quiet=True,
+            **launch,
         )
-        client = Client(
-            url,
-            verbose=False,
-            analytics_enabled=False,
-            download_files=str(tmp_path_factory.mktemp("downloads")),
-        )
+        yield Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+    finally:
+        demo.close()
+
+
+def test_model_card_endpoint_over_http(presets, tmp_path_factory):
+    app = _load_app()
+    with _served(app, tmp_path_factory.mktemp("downloads")) as client:
         card, plot = client.predict("toy-tested", api_name="/model_card")
         assert card == catalog.model_card_markdown("toy-tested")
         assert Image.open(plot).size == (40, 20)
         card, plot = client.predict("toy-val", api_name="/model_card")
         assert card.startswith("# small_cnn on toy") and plot is None
-    finally:
-        demo.close()
 
 
 # ---------------------------------------------------------------------------- class sampling
@@ -212,21 +218,8 @@ def test_class_sampling_bad_input_is_a_gradio_error(args, match):
 
 
 def test_class_sampling_endpoint_over_http(tmp_path_factory):
-    from gradio_client import Client
-
     app = _load_app()
-    demo = app.build_demo()
-    demo.queue(max_size=4)
-    try:
-        _, url, _ = demo.launch(
-            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
-        )
-        client = Client(
-            url,
-            verbose=False,
-            analytics_enabled=False,
-            download_files=str(tmp_path_factory.mktemp("downloads")),
-        )
+    with _served(app, tmp_path_factory.mktemp("downloads"), queue_size=4) as client:
         args = ("fmnist-smallcnn-der", ["T-shirt/top"], 2, "pca", True, True, 5, 7)
         grid, status, png = client.predict(*args, api_name="/class_sampling")
         assert Image.open(png).size == Image.open(grid).size
@@ -239,8 +232,6 @@ def test_class_sampling_endpoint_over_http(tmp_path_factory):
             )
         grid, _, _ = client.predict(*args, api_name="/class_sampling")  # still serving
         assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE
-    finally:
-        demo.close()
 
 
 # ---------------------------------------------------------------------------- CLIP^-1 tabs
@@ -324,28 +315,13 @@ def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypa
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_text_to_image_endpoint_over_http(clip_env, tmp_path_factory):
-    from gradio_client import Client
-
     app = _load_app()
-    demo = app.build_demo()
-    demo.queue(max_size=4)
-    try:
-        _, url, _ = demo.launch(
-            prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
-        )
-        client = Client(
-            url,
-            verbose=False,
-            analytics_enabled=False,
-            download_files=str(tmp_path_factory.mktemp("downloads")),
-        )
+    with _served(app, tmp_path_factory.mktemp("downloads"), queue_size=4) as client:
         image, status, png = client.predict("a lighthouse", "", 3, 5, api_name="/text_to_image")
         assert Image.open(image).size == (32, 32) and "seed 5" in status
         assert Image.open(png).size == (32, 32)
         with pytest.raises(Exception, match="prompt is empty"):
             client.predict("", "", 3, 5, api_name="/text_to_image")
-    finally:
-        demo.close()
 
 
 def test_cli_flags_set_the_environment_the_tabs_read(monkeypatch):
@@ -372,7 +348,7 @@ def test_zerogpu_duration_grows_with_steps_and_is_capped():
 def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
     """RGBA, greyscale, 16-bit and 8000x8000 uploads all work; a non-image is a clear error."""
     import numpy as np
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     folder = tmp_path_factory.mktemp("uploads")
     uploads = {
@@ -385,23 +361,13 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
         image.save(folder / name)
     (folder / "notes.png").write_text("not an image at all")
     app = _load_app()
-    demo = app.build_demo()
-    demo.queue(max_size=4)
-    try:
-        _, url, _ = demo.launch(
-            prevent_thread_lock=True,
-            server_name="127.0.0.1",
-            server_port=_free_port(),
-            quiet=True,
-            show_error=True,  # as app.main launches it
-            max_file_size=app.MAX_UPLOAD,
-        )
-        client = Client(
-            url,
-            verbose=False,
-            analytics_enabled=False,
-            download_files=str(tmp_path_factory.mktemp("downloads")),
-        )
+    with _served(
+        app,
+        tmp_path_factory.mktemp("downloads"),
+        queue_size=4,
+        show_error=True,
+        max_file_size=app.MAX_UPLOAD,
+    ) as client:
         for name in uploads:
             image, status, _ = client.predict(
                 handle_file(str(folder / name)), 2, 0, api_name="/reconstruct"
@@ -425,8 +391,6 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
             handle_file(str(folder / "rgba.png")), 2, 0, api_name="/reconstruct"
         )  # still serving
         assert Image.open(image).size == (32, 32)
-    finally:
-        demo.close()
 
 
 def test_every_generating_tab_has_examples_that_need_no_download():

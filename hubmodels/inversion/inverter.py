@@ -27,6 +27,7 @@ The constructor is the config (design.md 5.1): only JSON-able arguments, saved t
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import tempfile
@@ -444,7 +445,7 @@ class CLIPInverter:
         has_bank = bool(config.pop("has_bank", False))
         for key in ("library_name", "class_name"):
             config.pop(key, None)
-        unknown = sorted(set(config) - _CONFIG_KEYS)
+        unknown = sorted(set(config) - _config_keys())
         if unknown:
             raise CheckpointError(f"{folder / CONFIG_NAME} has unknown settings: {unknown}")
         if clip is not None:
@@ -482,27 +483,10 @@ class CLIPInverter:
             )
 
 
-_CONFIG_KEYS = {
-    "clip",
-    "pretrained",
-    "resolution",
-    "steps",
-    "lr",
-    "sweep_width",
-    "output_floor",
-    "inr",
-    "augment",
-    "neighbours",
-    "blend_weight",
-    "blend_temperature",
-    "centre_procrustes",
-    "negative_weight",
-    "content_weight",
-    "style_start_layer",
-    "content_fit_steps",
-    "content_blur",
-    "awp_gamma",
-}
+def _config_keys() -> set[str]:
+    """What config.json may hold: the constructor's arguments (design.md 5.1) but device."""
+    parameters = inspect.signature(CLIPInverter.__init__).parameters
+    return set(parameters) - {"self", "device"}
 
 
 def _resolve_folder(
