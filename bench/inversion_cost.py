@@ -1,11 +1,12 @@
 """What a CLIP^-1 step costs next to the encoder it inverts, side by side in one run.
 
-Three rows, same encoder, same number n of augmentations, same resolution:
+Rows, side by side: same encoder, same number n of augmentations, same resolution:
 
 * **encoder only**: forward + backward of the encoder on a fixed batch of n augmented images
   (the floor: no inversion method can take less per step);
 * **CLIP^-1 step**: ``CLIPInverter``'s real loop (render the FINER INR, augment in one batched
-  grid_sample, one batched encoder call, loss, backward, Adam with the layer sweep);
+  grid_sample, one batched encoder call, loss, backward, Adam with the layer sweep), on the
+  inverter's coarser render grid (``--render-resolution``, the default) and on the full grid;
 * **deep-daze-like**: a SIREN of the same size whose n cutouts are encoded one call at a time,
   as deep-daze does.
 
@@ -29,6 +30,7 @@ import torch
 from hubmodels import CLIPInverter
 from hubmodels.inversion.augment import augment
 from hubmodels.inversion.finer import FinerNet
+from hubmodels.inversion.inverter import RENDER_RESOLUTION
 from hubmodels.inversion.procrustes import cosine_distance
 
 
@@ -57,6 +59,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row")
     parser.add_argument("--full-steps", type=int, default=0, help="also time a whole call")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--render-resolution",
+        type=int,
+        default=RENDER_RESOLUTION,
+        help="INR grid while optimising (capped at --resolution)",
+    )
     parser.add_argument("--inr-width", type=int, default=256)
     parser.add_argument("--hidden-layers", type=int, default=4)
     args = parser.parse_args()
@@ -68,6 +76,7 @@ def main() -> None:
             clip=args.clip,
             pretrained=args.pretrained,
             resolution=args.resolution,
+            render_resolution=args.render_resolution,
             augment={"n": args.n},
             inr={"width": args.inr_width, "hidden_layers": args.hidden_layers},
             device=device,
@@ -91,13 +100,20 @@ def main() -> None:
         embedding = torch.nn.functional.normalize(embedding, dim=-1).mean(0)
         cosine_distance(embedding, target).backward()
 
-    # 2. The real CLIP^-1 loop, timed per step through its own callback-free run.
-    def clip_inverse_steps(steps: int) -> float:
-        net = inverter._new_net(0)
-        started = time.perf_counter()
-        inverter._run(net, [(target, 1.0)], steps, 0, 0, None, steps, {})
-        synchronise(device)
-        return time.perf_counter() - started
+    # 2. The real CLIP^-1 loop, timed per step through its own callback-free run, on the
+    # inverter's render grid and on the full output grid.
+    def clip_inverse_step(steps: int, grid: int | None) -> float:
+        saved = inverter.config["render_resolution"]
+        inverter.config["render_resolution"] = grid
+        try:
+            inverter._run(inverter._new_net(0), [(target, 1.0)], 1, 0, 0, None, 1, {})  # warm
+            synchronise(device)
+            started = time.perf_counter()
+            inverter._run(inverter._new_net(0), [(target, 1.0)], steps, 0, 0, None, steps, {})
+            synchronise(device)
+            return (time.perf_counter() - started) / steps
+        finally:
+            inverter.config["render_resolution"] = saved
 
     # 3. deep-daze-like: SIREN, each cutout through the encoder on its own.
     siren = FinerNet(dataclasses.replace(inverter.inr_config, activation="siren")).to(device)
@@ -116,8 +132,9 @@ def main() -> None:
         siren_optimizer.step()
 
     floor = per_step(encoder_only, args.steps, device)
-    clip_inverse_steps(1)  # warm-up
-    ours = clip_inverse_steps(args.steps) / args.steps
+    grid = min(args.render_resolution, args.resolution)
+    ours = clip_inverse_step(args.steps, grid)
+    full_grid = clip_inverse_step(args.steps, None) if grid < args.resolution else ours
     baseline = per_step(deep_daze_like, args.steps, device)
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -126,13 +143,14 @@ def main() -> None:
         f"{args.resolution}px, INR {inverter.inr_config.to_dict()}, {name}, "
         f"{torch.get_num_threads()} threads, {args.steps} timed steps per row"
     )
-    print(f"{'row':<28} {'s/step':>8} {'ratio to encoder':>17}")
+    print(f"{'row':<34} {'s/step':>8} {'ratio to encoder':>17}")
     for label, seconds in (
         ("encoder fwd+bwd only", floor),
-        ("CLIP^-1 step", ours),
+        (f"CLIP^-1 step, {grid}px grid", ours),
+        (f"CLIP^-1 step, {args.resolution}px grid", full_grid),
         ("deep-daze-like (SIREN, 1/call)", baseline),
     ):
-        print(f"{label:<28} {seconds:8.3f} {seconds / floor:17.2f}")
+        print(f"{label:<34} {seconds:8.3f} {seconds / floor:17.2f}")
     print(f"\nCLIP^-1 / encoder: {ours / floor:.2f} (target <= 1.15)")
     print(f"deep-daze-like / CLIP^-1: {baseline / ours:.2f}")
     if args.full_steps:

@@ -38,6 +38,7 @@ from hubmodels.inversion.augment import averaged_embedding
 from hubmodels.inversion.build_bank import build_bank
 from hubmodels.inversion.encoders import efficientnet_lite0_weights
 from hubmodels.inversion.images import centre_square, load_image, to_pil
+from hubmodels.inversion.inverter import RENDER_RESOLUTION
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.metrics import extract_features, inception_extractor
 
@@ -74,19 +75,23 @@ def photos() -> dict[str, np.ndarray]:
     }
 
 
-def invert(inverter, method, target, steps, lr, seed, anchor=None) -> tuple[torch.Tensor, list]:
-    """Optimise one parameterisation toward ``target``; return the image and the loss trace."""
+def invert(
+    inverter, method, target, steps, lr, sweep_width, seed, anchor=None
+) -> tuple[torch.Tensor, list]:
+    """Optimise one parameterisation toward ``target``; return the image and the loss trace.
+
+    ``sweep_width`` is the sweep's Gaussian width s in layers; None is a flat schedule.
+    """
     if method == "pixels":
         return invert_pixels(inverter, target, steps, lr, seed)
-    config = dict(inverter.config, lr=lr)
+    # A width far beyond the depth gives every layer the peak rate: a flat schedule.
+    config = dict(inverter.config, lr=lr, sweep_width=sweep_width or 1e6)
     if method == "siren":
         inr = dataclasses.replace(inverter.inr_config, activation="siren")
     else:
         inr = inverter.inr_config
     saved = inverter.config, inverter.inr_config
     inverter.config, inverter.inr_config = config, inr
-    if method in ("siren", "finer-flat"):
-        inverter.config["sweep_width"] = 1e6  # a flat schedule: every layer at lr
     try:
         net = inverter._new_net(seed)
         if anchor is not None:
@@ -114,13 +119,13 @@ def invert_pixels(inverter, target, steps, lr, seed) -> tuple[torch.Tensor, list
     return pixels.detach().clamp(0, 1), losses
 
 
-def side_by_side(folder: Path, names: list[str], methods: list[str], scale: int = 2) -> Path:
-    """One row per photo: the original, then each method's reconstruction (seed of the PNGs)."""
+def side_by_side(folder: Path, names: list[str], methods: list[str], side: int = 128) -> Path:
+    """One row per photo: the original, then each method's reconstruction (seed of the PNGs),
+    each tile drawn ``side`` pixels wide (nearest-neighbour, so no smoothing is added)."""
     from PIL import Image
 
     columns = ["original", *methods]
     tiles = [[Image.open(folder / f"{n}-{c}.png") for c in columns] for n in names]
-    side = tiles[0][0].width * scale
     grid = Image.new("RGB", (side * len(columns), side * len(names)), "white")
     for row, images in enumerate(tiles):
         for column, image in enumerate(images):
@@ -158,6 +163,12 @@ def main() -> None:
     parser.add_argument("--fid-weights", help="the offline FID Inception file (required to run)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument(
+        "--render-resolution",
+        type=int,
+        default=RENDER_RESOLUTION,
+        help="INR grid while optimising (capped at --resolution)",
+    )
     parser.add_argument("--n", type=int, default=8, help="augmentations per step")
     parser.add_argument("--anchor-steps", type=int, default=300)
     parser.add_argument("--anchor-resolution", type=int, default=64)
@@ -166,6 +177,13 @@ def main() -> None:
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
+    parser.add_argument(
+        "--sweep-widths",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="sweep widths s (layers) tuned with each learning rate for the sweep methods",
+    )
     parser.add_argument(
         "--output-floor", type=float, default=0.1, help="sweep: output layer's minimum lr share"
     )
@@ -188,6 +206,7 @@ def main() -> None:
             clip="timm:efficientnet_lite0",
             pretrained=efficientnet_lite0_weights(),
             resolution=args.resolution,
+            render_resolution=args.render_resolution,
             augment={"n": args.n},
             inr={"width": args.inr_width},
             output_floor=args.output_floor,
@@ -215,19 +234,31 @@ def main() -> None:
         other = next(int(i) for i in order if bank.captions[int(i)] != name)
         return bank.anchor_state(other)
 
-    # Learning rates, tuned on the tuning photo only.
-    chosen = {}
+    # Learning rates (and sweep widths), tuned on the tuning photo only.
+    chosen, widths = {}, {}
     for method in args.methods:
         anchor = nearest_other(TUNING_PHOTO) if method.endswith("anchor") else None
         trials = []
         for lr in LEARNING_RATES[method]:
-            image, _ = invert(
-                inverter, method, targets[TUNING_PHOTO], args.steps, lr, args.seeds[0], anchor
-            )
-            score = judge(images[TUNING_PHOTO], [image], extractor)[0]["inception_cosine"]
-            trials.append((score, lr))
-            print(f"tune {method:<20} lr {lr:g}: inception cosine {score:.4f}", flush=True)
-        chosen[method] = max(trials)[1]
+            for width in args.sweep_widths if "sweep" in method else [None]:
+                image, _ = invert(
+                    inverter,
+                    method,
+                    targets[TUNING_PHOTO],
+                    args.steps,
+                    lr,
+                    width,
+                    args.seeds[0],
+                    anchor,
+                )
+                score = judge(images[TUNING_PHOTO], [image], extractor)[0]["inception_cosine"]
+                trials.append((score, lr, width or 0.0))
+                print(
+                    f"tune {method:<20} lr {lr:g} s {width}: inception cosine {score:.4f}",
+                    flush=True,
+                )
+        _, chosen[method], widths[method] = max(trials)
+        widths[method] = widths[method] or None
 
     names = args.photos or [n for n in images if n != TUNING_PHOTO]
     rows = []
@@ -238,7 +269,14 @@ def main() -> None:
                 anchor = nearest_other(name) if method.endswith("anchor") else None
                 t0 = time.perf_counter()
                 image, losses = invert(
-                    inverter, method, targets[name], args.steps, chosen[method], seed, anchor
+                    inverter,
+                    method,
+                    targets[name],
+                    args.steps,
+                    chosen[method],
+                    widths[method],
+                    seed,
+                    anchor,
                 )
                 results.append((method, image, losses, time.perf_counter() - t0))
             scores = judge(images[name], [r[1] for r in results], extractor)
@@ -252,6 +290,7 @@ def main() -> None:
                         seed=seed,
                         method=method,
                         lr=chosen[method],
+                        sweep_width=widths[method],
                         final_loss=losses[-1],
                         seconds=seconds,
                         best=i == best,
@@ -263,7 +302,7 @@ def main() -> None:
                     to_pil(image)[0].save(out / f"{name}-{method}.png")
         to_pil(images[name])[0].save(out / f"{name}-original.png")
     (out / "results.json").write_text(
-        json.dumps(dict(args=vars(args), lr=chosen, rows=rows), indent=1)
+        json.dumps(dict(args=vars(args), lr=chosen, sweep_width=widths, rows=rows), indent=1)
     )
     report(out)
 
@@ -271,12 +310,12 @@ def main() -> None:
 def report(out: Path) -> None:
     """The summary table, paired differences and the side-by-side grid, from results.json."""
     saved = json.loads((out / "results.json").read_text())
-    rows, chosen = saved["rows"], saved["lr"]
+    rows, chosen, widths = saved["rows"], saved["lr"], saved.get("sweep_width", {})
     methods = list(dict.fromkeys(r["method"] for r in rows))
     names = list(dict.fromkeys(r["photo"] for r in rows))
     print(f"grid: {side_by_side(out, names, methods)}")
     print(
-        f"\n{'method':<20} {'lr':>7} {'Inception cos':>13} {'+-sd':>6} {'best in':>8} "
+        f"\n{'method':<20} {'lr':>7} {'s':>4} {'Inception cos':>13} {'+-sd':>6} {'best in':>8} "
         f"{'SSIM@32':>8} {'PSNR@32':>8} {'enc loss':>9}"
     )
     for method in methods:
@@ -288,7 +327,8 @@ def report(out: Path) -> None:
         spread = np.std([r["inception_cosine"] for r in mine])
         wins = f"{sum(r['best'] for r in mine)}/{len(mine)}"
         print(
-            f"{method:<20} {chosen[method]:7.0e} {mean['inception_cosine']:13.4f} {spread:6.3f} "
+            f"{method:<20} {chosen[method]:7.0e} {widths.get(method) or '-':>4} "
+            f"{mean['inception_cosine']:13.4f} {spread:6.3f} "
             f"{wins:>8} {mean['ssim32']:8.3f} {mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
         )
     # Paired by (photo, seed): photos differ far more from each other than methods do.

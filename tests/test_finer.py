@@ -43,6 +43,25 @@ def test_no_gradient_flows_through_alpha():
     assert not torch.allclose(grad, through_alpha @ w)
 
 
+def test_fused_sine_gives_the_plain_formulas_weight_gradients():
+    """The fused FINER sine against autograd on the textbook expression, alpha detached."""
+    torch.manual_seed(0)
+    layer = FinerLayer(3, 6, omega=5.0).double()
+    x = torch.randn(9, 3, dtype=torch.float64)
+    upstream = torch.randn(9, 6, dtype=torch.float64)
+    fused = torch.autograd.grad((layer(x) * upstream).sum(), list(layer.parameters()))
+    z = layer.linear(x)
+    plain = torch.sin(5.0 * (z.detach().abs() + 1) * z)
+    expected = torch.autograd.grad((plain * upstream).sum(), list(layer.parameters()))
+    for got, want in zip(fused, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():  # the in-place forward leaves its input alone
+        z = layer.linear(x)
+        before = z.clone()
+        torch.testing.assert_close(layer(x), plain.detach())
+        torch.testing.assert_close(z, before)
+
+
 def test_init_bounds_and_first_bias_spread():
     k, omega, width = 2.5, 30.0, 64
     net = _net(width=width, omega=omega, first_bias_scale=k)
@@ -86,6 +105,21 @@ def test_render_shape_range_and_pixel_order(size):
     r, c = height - 1, width // 2  # pixel (r, c) is grid row r * width + c
     expected = ((raw[r * width + c] + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(image[0, :, r, c], expected)
+
+
+def test_a_shifted_render_samples_between_the_grid_points():
+    net = _net().double()
+    height, width = 5, 9
+    shift = torch.tensor([0.5, -0.25], dtype=torch.float64)
+    image = net.render(height, width, shift)
+    spacing = torch.tensor([2 / (height - 1), 2 / (width - 1)], dtype=torch.float64)
+    raw = net(coordinate_grid(height, width, dtype=torch.float64) + shift * spacing)
+    expected = ((raw + 1) / 2).clamp(0, 1).view(height, width, -1).permute(2, 0, 1)
+    torch.testing.assert_close(image[0], expected)
+    torch.testing.assert_close(net.render(height, width, torch.zeros(2)), net.render(5, 9))
+    assert not torch.allclose(image, net.render(height, width))
+    with pytest.raises(ValueError, match="shift"):
+        net.render(height, width, torch.zeros(3))
 
 
 def test_render_caches_the_grid_outside_state_dict():

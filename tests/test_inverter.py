@@ -90,6 +90,33 @@ def test_callback_streams_previews(inverter):
     assert all(shape == (1, 3, 32, 32) and np.isfinite(loss) for _, shape, loss in seen)
 
 
+def test_a_coarse_render_grid_optimises_the_full_resolution_image(tiny_clip):
+    """render_resolution 16 for a 32-px image: previews at 16, shifted every step, result at 32."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        coarse = CLIPInverter(clip=tiny_clip, **{**TINY, "render_resolution": 16})
+        full = CLIPInverter(clip=tiny_clip, **{**TINY, "render_resolution": None})
+    renders, previews = [], []
+    net = coarse._new_net(0)
+    original_render = net.render
+
+    def recording(height, width, shift=None):
+        renders.append((height, width, None if shift is None else shift.tolist()))
+        return original_render(height, width, shift)
+
+    net.render = recording
+    target = torch.ones(coarse.encoder.embed_dim)
+    out = coarse._run(net, [(target, 1.0)], 4, 0, 0, lambda *a: previews.append(a[1].shape), 2, {})
+    shifts = [shift for height, width, shift in renders[:4]]
+    assert [r[:2] for r in renders] == [(16, 16)] * 4 + [(32, 32)]  # 4 steps, then the result
+    assert all(max(abs(v) for v in shift) <= 0.5 for shift in shifts)
+    assert len({tuple(shift) for shift in shifts}) == 4  # a fresh shift every step
+    assert renders[-1][2] is None  # the result sits on the output's own grid
+    assert previews == [(1, 3, 16, 16)] * 2 and out.images[0].size == (32, 32)
+    assert coarse.config["render_resolution"] == 16
+    assert full.text_to_image("a cat", num_inference_steps=2, seed=0).images[0].size == (32, 32)
+
+
 def test_one_batched_encoder_call_per_step(inverter, monkeypatch):
     calls = []
     original = inverter.encoder.encode_image
@@ -205,6 +232,7 @@ def test_bad_input_is_a_clear_error(inverter, call, message):
     "settings, message",
     [
         (dict(resolution=5000), "resolution"),
+        (dict(render_resolution=8), "render_resolution"),
         (dict(lr=float("nan")), "lr"),
         (dict(blend_weight=-1.0), "blend_weight"),
         (dict(style_start_layer=99), "style_start_layer"),

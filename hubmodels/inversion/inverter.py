@@ -51,6 +51,7 @@ from hubmodels.inversion.schedule import LayerSweep, layer_param_groups
 BANK_FILES = ("bank.safetensors", "bank.json")
 MAX_STEPS = 5000
 RESOLUTION_RANGE = (16, 1024)
+RENDER_RESOLUTION = 112  # see docs/inversion.md: the study at half resolution and the cost table
 
 # step (1-based), current rendering (1, 3, H, W) in [0, 1], current loss
 Callback = Callable[[int, torch.Tensor, float], None]
@@ -66,6 +67,10 @@ class CLIPInverter:
         pretrained: open_clip tag ("openai"), a local weights file, or None (random weights: for
             tests and timing only; the encoder warns).
         resolution: rendered image side in pixels.
+        render_resolution: side of the grid the INR is rendered on while it is optimised
+            (capped at ``resolution``; None: ``resolution``). A coarser grid, shifted by a
+            random sub-pixel offset every step, optimises the same continuous image for a
+            fraction of the INR's cost; the result is rendered at ``resolution``.
         steps: default optimisation steps per task (the paper uses 400).
         lr: peak Adam learning rate of the layer sweep (lr_max, 4.3).
         sweep_width: Gaussian width s of the sweep, in layers.
@@ -87,6 +92,7 @@ class CLIPInverter:
         pretrained: str | None = None,
         *,
         resolution: int = 224,
+        render_resolution: int | None = RENDER_RESOLUTION,
         steps: int = 400,
         lr: float = 1e-4,
         sweep_width: float = 1.0,
@@ -111,6 +117,9 @@ class CLIPInverter:
             clip=clip,
             pretrained=pretrained,
             resolution=_in_range("resolution", resolution, *RESOLUTION_RANGE),
+            render_resolution=None
+            if render_resolution is None
+            else _in_range("render_resolution", render_resolution, *RESOLUTION_RANGE),
             steps=_in_range("steps", steps, 1, MAX_STEPS),
             lr=_positive("lr", lr),
             sweep_width=_positive("sweep_width", sweep_width),
@@ -304,10 +313,15 @@ class CLIPInverter:
         )
         generator = torch.Generator().manual_seed(seed + 1)  # the augmentations' stream
         size = self.config["resolution"]
+        grid = min(self.config["render_resolution"] or size, size)
         losses = []
         for step in range(steps):
             sweep.apply(step)
-            image = net.render(size, size)
+            # On a grid coarser than the output, a fresh sub-pixel shift each step: the points
+            # between grid lines, which the final render shows, are optimised too. The shift
+            # moves the image by under one grid pixel, a translation the random crops dwarf.
+            shift = torch.rand(2, generator=generator) - 0.5 if grid < size else None
+            image = net.render(grid, grid, shift)
             embedding = self._averaged_embedding(image, generator)
             loss = (weights * cosine_distance(embedding, targets)).sum()
             optimizer.zero_grad(set_to_none=True)
