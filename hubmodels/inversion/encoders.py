@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hubmodels.hub import CheckpointError
+from hubmodels.inversion.patch_embedding import use_matmul_patch_embeddings
 
 if TYPE_CHECKING:
     from hubmodels.classifiers import RobustClassifier
@@ -230,6 +231,7 @@ class OpenCLIPEncoder(ImageEncoder):
         )
         self.model = model
         self.tokenizer = tokenizer
+        use_matmul_patch_embeddings(model.visual)
         self._freeze()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -363,6 +365,7 @@ class TimmEncoder(ImageEncoder):
         )
         self.model = model
         self.output = output
+        use_matmul_patch_embeddings(model)  # timm ViTs; a no-op for CNNs
         self._freeze()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
