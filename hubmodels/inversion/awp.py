@@ -15,6 +15,12 @@ As in AWP, only weight matrices are perturbed, not biases (and never the inputs)
 the "no AWP" ablation: plain fitting with one forward/backward per step. The loss is the mean
 squared error in [0, 1] pixel units between ``(f + 1) / 2`` (``render``'s mapping, unclamped so
 no gradient is cut) and the blurred image, at the image's own resolution.
+
+The fit is of a continuous image, not of one lattice: each step samples the INR on the pixel
+grid shifted by a random sub-pixel offset, and the blurred target there bilinearly (exact
+enough: the blur leaves nothing finer than a pixel). Anchors are fitted small (64 px) and
+rendered large (224 px); fitted on the lattice alone, a FINER is free to oscillate between its
+points, and the lattice shows through as a regular texture in the larger rendering.
 """
 
 from __future__ import annotations
@@ -107,35 +113,53 @@ def fit_anchor(
     lr: float = 5e-4,
     gamma: float = 5e-3,
     blur_sigma: float = 3.0,
+    continuous: bool = True,
+    seed: int = 0,
     callback: Callback | None = None,
 ) -> list[float]:
     """Fit ``net`` in place to ``blur(image)`` with one AWP step per Adam step (docstring above).
 
     ``image`` is (1, C, H, W) in [0, 1] with C = ``net.config.out_channels``; it is moved to the
     net's device and dtype. ``gamma`` is the layer-wise relative radius (0: no AWP),
-    ``blur_sigma`` the target blur in pixels. Returns the per-step loss at phi + Delta (at phi
-    when gamma = 0); ``callback(step, loss)`` is called with 1-based steps.
+    ``blur_sigma`` the target blur in pixels. ``continuous`` samples a freshly shifted grid
+    each step (drawn from ``seed``); False fits the pixel lattice only, as FINER's own image
+    fitting does. Returns the per-step loss at phi + Delta (at phi when gamma = 0);
+    ``callback(step, loss)`` is called with 1-based steps.
     """
     _check_fit_arguments(net, image, steps, lr, gamma, blur_sigma)
     weight = next(net.parameters())
     height, width = image.shape[-2:]
     with torch.no_grad():
-        target = gaussian_blur(image.to(weight.device, weight.dtype), blur_sigma)
-        target = target[0].permute(1, 2, 0).reshape(height * width, -1)  # the grid's pixel order
-    coords = net.coordinates(height, width)
+        blurred = gaussian_blur(image.to(weight.device, weight.dtype), blur_sigma)
+    lattice = net.coordinates(height, width)
+    spacing = lattice.new_tensor([2.0 / max(height - 1, 1), 2.0 / max(width - 1, 1)])
+    generator = torch.Generator().manual_seed(seed)
     # AWP perturbs weight matrices only (Wu et al. 2020 skip biases and norm parameters).
     matrices = [p for p in net.parameters() if p.dim() > 1 and p.requires_grad]
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
 
-    def loss_fn() -> torch.Tensor:
+    def samples() -> tuple[torch.Tensor, torch.Tensor]:
+        """Coordinates and the blurred image's values there, (P, 2) and (P, C)."""
+        if not continuous:
+            return lattice, blurred[0].permute(1, 2, 0).reshape(height * width, -1)
+        coords = lattice + (torch.rand(2, generator=generator) - 0.5).to(lattice) * spacing
+        # grid_sample reads (x, y) = (col, row); the grid's endpoints are pixel centres.
+        grid = coords.flip(-1).view(1, height, width, 2)
+        values = F.grid_sample(
+            blurred, grid, mode="bilinear", padding_mode="border", align_corners=True
+        )
+        return coords, values[0].permute(1, 2, 0).reshape(height * width, -1)
+
+    def loss_at(coords: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((net(coords) + 1) / 2 - target).pow(2).mean()
 
     losses = []
     with torch.enable_grad():
         for step in range(1, steps + 1):
+            coords, target = samples()  # one sample set for the ascent and the descent
             saved: list[tuple[torch.Tensor, torch.Tensor]] = []
             if gamma > 0 and matrices:
-                grads = torch.autograd.grad(loss_fn(), matrices)
+                grads = torch.autograd.grad(loss_at(coords, target), matrices)
                 with torch.no_grad():
                     for p, g in zip(matrices, grads, strict=True):
                         g_norm = g.norm()
@@ -145,7 +169,7 @@ def fit_anchor(
                         saved.append((p, p.detach().clone()))
                         p.add_(g * scale)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn()
+            loss = loss_at(coords, target)
             loss.backward()
             with torch.no_grad():
                 for p, original in saved:
