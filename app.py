@@ -26,6 +26,7 @@ import math
 import os
 import queue
 import random
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -229,6 +230,15 @@ def sample_classes(
     yield grid, status, str(path)
 
 
+def _seed_input() -> gr.Number:
+    """A seed box with a button that draws a fresh one."""
+    with gr.Row():
+        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+        shuffle = gr.Button("Randomise seed", size="sm")
+    shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
+    return seed
+
+
 def sampling_tab() -> None:
     """Pick a preset, classes and sampler options; watch the samples form."""
     names = catalog.installed_presets()
@@ -248,15 +258,12 @@ def sampling_tab() -> None:
             guidance = gr.Checkbox(True, label="Energy guidance (DER)")
             adaptive = gr.Checkbox(False, label="Adaptive stopping (DER)")
             steps = gr.Slider(1, MAX_STEPS, value=60, step=1, label="Steps (cap)")
-            with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-                shuffle = gr.Button("Randomise seed", size="sm")
+            seed = _seed_input()
             run = gr.Button("Sample", variant="primary")
         with gr.Column(scale=2):
             grid = gr.Image(label="Samples (one row per class)", type="pil", format="png")
             status = gr.Markdown()
             download = gr.File(label="PNG with its settings in the metadata")
-    shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
     preset.change(
         lambda name: gr.CheckboxGroup(choices=catalog.class_names(name)),
         inputs=preset,
@@ -354,7 +361,7 @@ def _invert(
     kind: str, call: Callable, steps: float, seed: float, progress: gr.Progress | None = None
 ) -> Iterator[tuple]:
     """Stream one inverter task: previews, then the image, its settings and a PNG carrying them."""
-    from hubmodels.inversion.images import ImageInputError, save_png
+    from hubmodels.inversion.images import ImageInputError, save_png, to_pil
 
     steps = _whole("Steps", steps, 1, 5000)
     seed = _whole("Seed", seed, 0, 2**31 - 1)
@@ -366,10 +373,7 @@ def _invert(
                 step, image, loss = payload
                 if progress is not None:
                     progress((step, steps), desc="inverting")
-                preview = Image.fromarray(
-                    (image[0].permute(1, 2, 0).clamp(0, 1) * 255).byte().numpy()
-                )
-                yield preview, f"Step {step} of {steps}: loss {loss:.4f}", None
+                yield to_pil(image)[0], f"Step {step} of {steps}: loss {loss:.4f}", None
     except ImageInputError as err:
         raise gr.Error(str(err)) from err
     out = payload
@@ -478,11 +482,7 @@ def _example_photo() -> str:
 
 def _seed_and_steps() -> tuple:
     steps = gr.Slider(1, 1000, value=_default_steps(), step=1, label="Steps")
-    with gr.Row():
-        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-        shuffle = gr.Button("Randomise seed", size="sm")
-    shuffle.click(lambda: random.randint(0, 2**31 - 1), outputs=seed, api_name=False)
-    return steps, seed
+    return steps, _seed_input()
 
 
 def _results() -> list:
@@ -560,6 +560,9 @@ def style_transfer_tab() -> None:
 # ---------------------------------------------------------------------------- the app
 QUEUE_SIZE = 16  # waiting jobs beyond the two running; more are told the queue is full
 MAX_UPLOAD = "25mb"  # a photo, not an archive; larger images are downscaled anyway
+# show_error: an upload gradio itself cannot decode then says so, instead of a bare failure;
+# bigger uploads than MAX_UPLOAD are refused with gradio's own message.
+LAUNCH_OPTIONS = dict(show_error=True, max_file_size=MAX_UPLOAD)
 # (tab label, function that builds it): a new tab is one function and one line here.
 TABS: list[tuple[str, Callable[[], None]]] = [
     ("Text-to-image", text_to_image_tab),
@@ -594,25 +597,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="port (default: $GRADIO_SERVER_PORT or 7860)",
     )
     # Each flag sets the environment variable of the same setting, which the tabs read.
-    for flag, variable, what in (
+    flags = (
         ("--clip", ENV_CLIP, "open_clip model for the CLIP tabs (default ViT-B-32)"),
         ("--pretrained", ENV_PRETRAINED, "its weights: a tag (openai) or a local file"),
         ("--bank", ENV_BANK, "a saved CLIPInverter with its anchor bank (folder or hub id)"),
         ("--image-encoder", ENV_IMAGE_ENCODER, "e.g. timm:efficientnet_lite0, for images"),
         ("--image-encoder-weights", ENV_IMAGE_WEIGHTS, "its local weights file"),
-    ):
-        parser.add_argument(flag, help=f"{what} (sets ${variable})")
+    )
+    for flag, variable, what in flags:
+        parser.add_argument(flag, dest=variable, help=f"{what} (sets ${variable})")
     args = parser.parse_args(argv)
-    for flag, variable in (
-        ("clip", ENV_CLIP),
-        ("pretrained", ENV_PRETRAINED),
-        ("bank", ENV_BANK),
-        ("image_encoder", ENV_IMAGE_ENCODER),
-        ("image_encoder_weights", ENV_IMAGE_WEIGHTS),
-    ):
-        if getattr(args, flag):
-            os.environ[variable] = getattr(args, flag)
+    for _, variable, _ in flags:
+        if getattr(args, variable):
+            os.environ[variable] = getattr(args, variable)
     return args
+
+
+def serve_in_background(queue_size: int = QUEUE_SIZE, **launch: Any) -> tuple[gr.Blocks, str]:
+    """The demo as ``main`` serves it, on a free local port, without blocking: (demo, url).
+
+    For tests, benchmarks and screenshots; ``launch`` overrides ``LAUNCH_OPTIONS``, and
+    ``demo.close()`` stops the server.
+    """
+    demo = build_demo()
+    demo.queue(max_size=queue_size)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=port,
+        quiet=True,
+        **{**LAUNCH_OPTIONS, **launch},
+    )
+    return demo, url
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -620,13 +639,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo()
     # A bounded queue: a CPU Space serves a few users at a time; the rest get a clear "busy".
     demo.queue(max_size=QUEUE_SIZE)
-    # show_error: an upload gradio itself cannot decode then says so, instead of a bare failure.
     demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        theme=gr.themes.Soft(),
-        show_error=True,
-        max_file_size=MAX_UPLOAD,  # bigger uploads are refused with gradio's own message
+        server_name=args.host, server_port=args.port, theme=gr.themes.Soft(), **LAUNCH_OPTIONS
     )
 
 

@@ -38,6 +38,18 @@ def prior_draws(model, n_per_class: int, seed: int, init: str, scale: float) -> 
     return x.view(len(labels), *model.input_shape).cpu()
 
 
+def sampler_settings(args: argparse.Namespace, init: str) -> dict:
+    """The ``RobustClassifier.sample`` options every row shares, from the command line."""
+    return dict(
+        init=init,
+        scale=args.scale,
+        steps=args.steps,
+        step_size=args.step_size,
+        guidance=args.guidance,
+        tolerance=args.tolerance,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -87,14 +99,7 @@ def main() -> None:
 
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for init in args.inits:
-        settings = dict(
-            init=init,
-            scale=args.scale,
-            steps=args.steps,
-            step_size=args.step_size,
-            guidance=args.guidance,
-            tolerance=args.tolerance,
-        )
+        settings = sampler_settings(args, init)
         for seed in args.seeds:
             fixed, fixed_s = timed_sample(model, args.n_per_class, seed, **settings)
             adaptive, adaptive_s = timed_sample(
@@ -147,13 +152,8 @@ def throughput(model, args) -> None:
                 list(range(8)),
                 8,
                 seed=args.seeds[0],
-                init=init,
-                scale=args.scale,
-                steps=args.steps,
-                step_size=args.step_size,
-                guidance=args.guidance,
-                tolerance=args.tolerance,
                 adaptive_stop=adaptive,
+                **sampler_settings(args, init),
             )
             seconds = time.perf_counter() - started
             print(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import resource
-import socket
 import statistics
 import threading
 import time
@@ -30,15 +29,7 @@ def start_app():
     spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    demo = app.build_demo()
-    demo.queue(max_size=app.QUEUE_SIZE)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
-    )
-    return demo, url
+    return app.serve_in_background()
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import socket
 from pathlib import Path
 
 import pytest
@@ -142,27 +141,13 @@ def test_empty_registry_builds_and_says_so(monkeypatch):
 
 
 # ---------------------------------------------------------------------------- served app
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
-def _served(app, downloads, queue_size: int | None = None, **launch):
-    """The app's demo on a free local port, and a gradio_client talking to it."""
+def _served(app, downloads, **serve):
+    """The app's demo served as ``python app.py`` serves it, and a gradio_client talking to it."""
     from gradio_client import Client
 
-    demo = app.build_demo()
-    demo.queue(max_size=queue_size)
+    demo, url = app.serve_in_background(**serve)
     try:
-        _, url, _ = demo.launch(
-            prevent_thread_lock=True,
-            server_name="127.0.0.1",
-            server_port=_free_port(),
-            quiet=True,
-            **launch,
-        )
         yield Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
     finally:
         demo.close()
@@ -361,13 +346,7 @@ def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
         image.save(folder / name)
     (folder / "notes.png").write_text("not an image at all")
     app = _load_app()
-    with _served(
-        app,
-        tmp_path_factory.mktemp("downloads"),
-        queue_size=4,
-        show_error=True,
-        max_file_size=app.MAX_UPLOAD,
-    ) as client:
+    with _served(app, tmp_path_factory.mktemp("downloads"), queue_size=4) as client:
         for name in uploads:
             image, status, _ = client.predict(
                 handle_file(str(folder / name)), 2, 0, api_name="/reconstruct"

@@ -8,7 +8,6 @@ test's temp folder.
 from __future__ import annotations
 
 import importlib.util
-import socket
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,7 @@ def served_app():
     spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    demo = app.build_demo()
-    demo.queue(max_size=16)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
-    )
+    demo, url = app.serve_in_background()
     yield url
     demo.close()
 
