@@ -1,139 +1,234 @@
-"""Which start and which sampler generate best? (WEAT 2.7, DER 3.5; issue: sampling, part 4.)
+"""Does a robust classifier generate, or retrieve? The sampling study (docs/sampling.md).
 
-For one model: every start (uniform noise, class Gaussian, class PCA, local PCA) times every
-sampler (plain descent of E(x, y), energy guidance, guidance + adaptive stopping), scored by FID
-and KID against real test images, judge accuracy and per-class diversity, with the mean number
-of SGLD steps. Then ``--compare`` runs one sampler on several models (standard vs robust).
-Prints Markdown tables and writes a sample grid per cell under ``--grids``.
+Every row is a set of class-conditional images, scored against the **whole Fashion-MNIST
+training set** in two feature spaces, so that quality, diversity and memorisation are all on the
+table:
 
-    python experiments/sampling_ablation.py --model fmnist-smallcnn-der --n-per-class 1000 \
-        --judge runs/judge/best --fid-weights PATH/default_1.pt
-    python experiments/sampling_ablation.py --compare fmnist-smallcnn-standard \
-        fmnist-smallcnn-pgdat fmnist-smallcnn-trades fmnist-smallcnn-weat fmnist-smallcnn-der \
-        --init local_pca --sampler adaptive ...
+* quality and diversity: FID, KID, MiFID, precision / recall and density / coverage
+  (``hubmodels.metrics.distribution_report``) and the recognition rate of an independently
+  trained classifier (the judge);
+* memorisation: the copy ratio, the share of samples closer to a training image than 95 % of
+  test images are, the distinct-nearest-neighbour share and Meehan's Z_U
+  (``hubmodels.metrics.copy_report``), in pixels and in the judge's features, with the test set
+  as the held-out reference.
+
+Rows: the reference rows (real test images, real training images offered as samples, and
+nearest-neighbour retrieval of training images), every start x sampler on one preset, the
+default sampler on every preset, and the WEAT paper's own settings run through our code. The
+domain space is the judge's penultimate layer; ``--fid-weights`` adds the FID Inception space
+(slow on a CPU: ``--inception-per-class`` caps its sample count). Results are cached per row
+under ``--out``, so a killed run resumes where it stopped.
+
+    python experiments/sampling_ablation.py --judge runs/judge-standard-seed1/best \
+        --grid-per-class 100 --final-per-class 1000 --out runs/sampling-study
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
+import warnings
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from hubmodels import RobustClassifier
 from hubmodels.metrics import (
     classifier_extractor,
+    copy_report,
+    distribution_report,
     extract_features,
-    fid_kid,
     inception_extractor,
-    judge_report,
 )
 from hubmodels.sampling.sampler import to_pil
 from hubmodels.training.data import load_dataset
 
+PRESETS = ("standard", "pgdat", "trades", "weat", "der")
+GRID_PRESET = "der"
 SAMPLERS = {
     "plain": dict(guidance=False, adaptive_stop=False),
     "guidance": dict(guidance=True, adaptive_stop=False),
     "adaptive": dict(guidance=True, adaptive_stop=True),
 }
 INITS = ("uniform", "gaussian", "pca", "local_pca")
+# The WEAT repository's generation settings: class PCA at sigma_PCA = 0.005 x singular values
+# (0.39 component std for 6,000 images a class), plain descent without momentum, eta 0.8,
+# 50 steps, noise 0.001 * sqrt(2 eta).
+OFFICIAL_WEAT = dict(
+    init="pca", scale=0.39, momentum=0.0, step_size=0.8, steps=50, noise_std=0.001 * 1.6**0.5
+)
 
 
-def score(model, judge, extractor, real_features, init, sampler, args) -> dict:
-    started = time.time()
-    out = model.sample(
-        None,
-        args.n_per_class,
-        seed=args.seed,
-        init=init,
-        steps=args.steps,
-        step_size=args.step_size,
-        scale=args.scale,
-        tolerance=args.tolerance,
-        **SAMPLERS[sampler],
-    )
-    seconds = time.time() - started
-    labels = torch.tensor(out.labels)
-    quality = fid_kid(real_features, out.tensors, extractor)
-    judged = judge_report(judge, out.tensors, labels)
-    grid = Path(args.grids) / f"{Path(str(args.current)).name}-{init}-{sampler}.png"
-    save_grid(out.tensors, labels, grid, per_class=10)
-    return {
-        "fid": quality["fid"],
-        "kid": quality["kid_mean"],
-        "judge_acc": judged["judge_accuracy"],
-        "diversity": judged["diversity_mean"],
-        "steps": sum(out.steps) / len(out.steps),
-        "seconds": seconds,
-        "grid": str(grid),
-    }
-
-
-def save_grid(images: torch.Tensor, labels: torch.Tensor, path: Path, per_class: int) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    classes = sorted(set(labels.tolist()))
-    size = images.shape[-1]
-    grid = Image.new(
-        "L" if images.shape[1] == 1 else "RGB", (per_class * (size + 1), len(classes) * (size + 1))
-    )
-    for row, c in enumerate(classes):
-        for k, image in enumerate(to_pil(images[labels == c][:per_class])):
-            grid.paste(image, (k * (size + 1), row * (size + 1)))
-    grid.save(path)
+def rows(args) -> list[dict]:
+    """Every row of the study: name, what produces its images, how many per class."""
+    out = [
+        dict(name="real test images", kind="test", n=args.final_per_class),
+        dict(name="real training images", kind="train", n=args.final_per_class),
+    ]
+    for init in INITS:
+        for sampler, flags in SAMPLERS.items():
+            out.append(dict(name=f"{GRID_PRESET}: {init}, {sampler}", kind="sample",
+                            model=GRID_PRESET, settings=dict(init=init, **flags),
+                            n=args.grid_per_class))
+    final = [dict(name=f"{p}: default", model=p, settings={}) for p in PRESETS]
+    final += [dict(name=f"{p}: official WEAT settings", model=p, settings=OFFICIAL_WEAT)
+              for p in ("weat", "der")]
+    final.append(dict(name="der: local_pca, guidance + adaptive stop", model="der",
+                      settings=dict(guidance=True, adaptive_stop=True)))
+    # The head-to-head rows first: a run cut short still answers "do we beat WEAT's sampler?"
+    first = ("weat: default", "weat: official WEAT settings", "der: default")
+    final.sort(key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
+    out += [dict(r, kind="sample", n=args.final_per_class) for r in final]
+    # Retrieval: each default WEAT sample swapped for its nearest training image.
+    out.append(dict(name="retrieval: nearest training image of each default sample",
+                    kind="retrieval", model="weat", settings={}, n=args.final_per_class))
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="the model of the start x sampler ablation")
-    parser.add_argument("--compare", nargs="*", help="models to compare with one sampler")
-    parser.add_argument("--init", default="local_pca", help="start for --compare")
-    parser.add_argument("--sampler", default="adaptive", choices=SAMPLERS, help="for --compare")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--judge", required=True, help="an independently trained classifier")
-    parser.add_argument("--fid-weights", help="TorchScript FID Inception (default: the judge)")
-    parser.add_argument("--n-per-class", type=int, default=1000)
-    parser.add_argument(
-        "--n-real", type=int, default=10000, help="real test images (the first N) for FID / KID"
-    )
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--step-size", type=float, default=0.8)
-    parser.add_argument("--scale", type=float, default=0.5)
-    parser.add_argument("--tolerance", type=float, default=0.5)
+    parser.add_argument("--fid-weights", help="TorchScript FID Inception (adds that space)")
+    parser.add_argument("--inception-per-class", type=int, default=100)
+    parser.add_argument("--grid-per-class", type=int, default=100)
+    parser.add_argument("--final-per-class", type=int, default=1000)
+    parser.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/sampling-study")
     parser.add_argument("--grids", default="docs/figures/sampling")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
 
+    splits = load_dataset("fashion-mnist", augment=False, val_size=0)
+    train_x, train_y = _stack(splits.train)
+    test_x, test_y = _stack(splits.test)
     judge = RobustClassifier.from_pretrained(args.judge)
-    extractor = (
-        inception_extractor(args.fid_weights) if args.fid_weights else classifier_extractor(judge)
-    )
-    test = load_dataset(judge.config["dataset"]).test
-    # The Inception pass costs about 0.14 s per image on a 2-core CPU, so it may use fewer.
-    real = torch.stack([test[i][0] for i in range(min(args.n_real, len(test)))])
-    real_features, _ = extract_features(real, extractor)
-    print(
-        f"FID/KID: {extractor.name} at {extractor.resolution}px, {len(real)} real test images, "
-        f"{args.n_per_class} samples per class; judge {args.judge}"
+    spaces = {"judge": classifier_extractor(judge)}
+    if args.fid_weights:
+        spaces["inception"] = inception_extractor(args.fid_weights)
+    reference = {
+        name: _cached(out / f"train-{name}.pt", lambda e=ext, n=name: _train_features(
+            e, train_x, n, args.seed))
+        for name, ext in spaces.items()
+    }
+    judge_train = reference["judge"]["features"]
+    judge_test, _ = extract_features(test_x, spaces["judge"], 1000)
+
+    for row in rows(args):
+        if args.only and not any(key in row["name"] for key in args.only):
+            continue
+        path = out / (row["name"].replace(" ", "_").replace(":", "").replace(",", "") + ".json")
+        if path.exists():
+            print(f"{row['name']}: cached", flush=True)
+            continue
+        started = time.time()
+        images, labels, steps = produce(row, args, train_x, train_y, test_x, test_y)
+        seconds = time.time() - started
+        result = dict(row, seconds=seconds, mean_steps=steps, num=len(labels))
+        result["pixel"] = copy_report(images, train_x, test_x, labels, test_y, seed=args.seed)
+        feats, logits = extract_features(images, spaces["judge"], 1000)
+        result["recognised"] = float((logits.argmax(1) == labels).double().mean())
+        result["judge"] = distribution_report(judge_train, feats, seed=args.seed)
+        result["judge"].update(copy_report(feats, judge_train, judge_test, labels, test_y))
+        if "inception" in spaces:
+            few = _per_class(labels, args.inception_per_class, args.seed)
+            f, _ = extract_features(images[few], spaces["inception"], 50)
+            result["inception"] = distribution_report(reference["inception"]["features"], f)
+        if row["kind"] in ("sample", "retrieval"):
+            name = path.stem + ".png"
+            _save_grid(images, labels, Path(args.grids) / name)
+        path.write_text(json.dumps(result, indent=1))
+        print(f"{row['name']}: {_summary(result)} ({seconds:.0f} s)", flush=True)
+
+
+def produce(row, args, train_x, train_y, test_x, test_y):
+    """Images (N, 1, 28, 28), labels (N,) and mean SGLD steps for one row."""
+    n = row["n"]
+    if row["kind"] == "test":
+        pick = _per_class(test_y, n, args.seed)
+        return test_x[pick], test_y[pick], 0.0
+    if row["kind"] == "train":
+        pick = _per_class(train_y, n, args.seed)
+        return train_x[pick], train_y[pick], 0.0
+    key = json.dumps([row["model"], row["settings"], n, args.seed], sort_keys=True)
+    cache = Path(args.out) / f"samples-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    if cache.exists():  # the retrieval row reuses the default row's samples
+        images, labels, mean_steps = torch.load(cache, weights_only=True).values()
+    else:
+        images, labels, mean_steps = _sample(row, n, args.seed)
+        torch.save(dict(images=images, labels=labels, steps=mean_steps), cache)
+    if row["kind"] == "retrieval":
+        from hubmodels.metrics import nearest_neighbours
+
+        _, index = nearest_neighbours(images, train_x)
+        return train_x[index], train_y[index], mean_steps
+    return images, labels, mean_steps
+
+
+def _sample(row: dict, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    model = RobustClassifier.from_pretrained(f"fmnist-smallcnn-{row['model']}")
+    images, labels, steps = [], [], []
+    for start in range(0, n, 100):  # 100 a class per call keeps each call under 10,000
+        chunk = min(100, n - start)
+        s = model.sample(None, chunk, seed=seed * 1000 + start, **row["settings"])
+        images.append(s.tensors)
+        labels.append(torch.tensor(s.labels))
+        steps += s.steps
+    return torch.cat(images), torch.cat(labels), sum(steps) / len(steps)
+
+
+def _summary(r: dict) -> str:
+    j, p = r["judge"], r["pixel"]
+    return (
+        f"FD {j['fid']:.2f} P {j['precision']:.2f} R {j['recall']:.2f} D {j['density']:.2f} "
+        f"C {j['coverage']:.2f} rec {r['recognised']:.3f} copy px {p['copy_ratio']:.2f} "
+        f"feat {j['copy_ratio']:.2f} distinct {p['distinct_nn']:.2f} steps {r['mean_steps']:.1f}"
     )
 
-    header = "| {} | start | sampler | FID | KID | judge acc | diversity | mean steps | s |"
-    rule = "|---|---|---|---|---|---|---|---|---|"
-    cells = [(args.model, i, s) for i in INITS for s in SAMPLERS] if args.model else []
-    cells += [(m, args.init, args.sampler) for m in args.compare or []]
-    print(header.format("model"))
-    print(rule)
-    for name, init, sampler in cells:
-        args.current = name
-        model = RobustClassifier.from_pretrained(name)
-        r = score(model, judge, extractor, real_features, init, sampler, args)
-        print(
-            f"| {name} | {init} | {sampler} | {r['fid']:.2f} | {r['kid']:.4f} | "
-            f"{r['judge_acc']:.3f} | {r['diversity']:.3f} | {r['steps']:.1f} | "
-            f"{r['seconds']:.0f} |",
-            flush=True,
-        )
+
+def _train_features(extractor, train_x, name, seed):
+    # The Inception pass over 60,000 images takes hours on a CPU: that space uses a 10,000
+    # image stratified-at-random subset; the judge space uses every training image.
+    x = train_x
+    if name == "inception":
+        x = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+                    [:10_000]]
+    features, _ = extract_features(x, extractor, 500 if name == "judge" else 50)
+    return {"features": features}
+
+
+def _cached(path: Path, compute):
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    value = compute()
+    torch.save(value, path)
+    return value
+
+
+def _stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]), dataset.labels.clone()
+
+
+def _per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in labels.unique():
+        members = torch.nonzero(labels == c).flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:n]])
+    return torch.cat(picks)
+
+
+def _save_grid(images: torch.Tensor, labels: torch.Tensor, path: Path, per_class: int = 10):
+    """Ten samples a class, one row per class."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chosen = torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in labels.unique()])
+    grid = make_grid(images[chosen], nrow=per_class, padding=1, pad_value=1.0)
+    to_pil(grid[None, :1])[0].resize((grid.shape[2] * 2, grid.shape[1] * 2)).save(path)
 
 
 if __name__ == "__main__":

@@ -149,12 +149,14 @@ def load_state_dict_strict(
     module: torch.nn.Module,
     weights_path: str | os.PathLike,
     map_location: str | torch.device = "cpu",
+    ignore_prefixes: tuple[str, ...] = (),
 ) -> None:
     """Load safetensors weights into ``module``, refusing anything but an exact match.
 
     Checks, in order: the file is a readable safetensors file; the key sets match (missing and
     unexpected keys are listed); every shape matches; every floating tensor is finite. Only then
-    are the tensors copied, so a rejected file leaves ``module`` untouched.
+    are the tensors copied, so a rejected file leaves ``module`` untouched. Tensors whose names
+    start with one of ``ignore_prefixes`` are dropped unread (a retired part of a checkpoint).
     """
     try:
         tensors = load_file(str(weights_path), device=str(map_location))
@@ -162,6 +164,8 @@ def load_state_dict_strict(
         raise CheckpointError(
             f"{weights_path} is not a readable safetensors file (corrupt or truncated?): {err}"
         ) from err
+    if ignore_prefixes:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(ignore_prefixes)}
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

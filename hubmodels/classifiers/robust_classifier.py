@@ -13,6 +13,7 @@ is the config: only JSON-able arguments, so ``config.json`` round-trips without 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from hubmodels.hub import (
     resolve_checkpoint,
 )
 from hubmodels.sampling.generate import fit_prior, sample
-from hubmodels.sampling.priors import ClassPrior, PriorShape
+from hubmodels.sampling.priors import LEGACY_PRIOR_KEYS, ClassPrior, PriorShape
 from hubmodels.sampling.sampler import Callback, SampleOutput
 
 REPO_URL = "https://github.com/hubmodels/hubmodels"
@@ -111,7 +112,7 @@ class RobustClassifier(
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.prior: ClassPrior | None = None
         if prior is not None:
-            self.attach_prior(PriorShape(**prior))
+            self.attach_prior(PriorShape.from_dict(prior))
 
     # ------------------------------------------------------------------ the model
     @property
@@ -240,6 +241,17 @@ class RobustClassifier(
             local_files_only=local_files_only,
             token=token,
         )
+        ignore = ()
+        if LEGACY_PRIOR_KEYS & set(config.get("prior") or {}):
+            # The retired local prior stored training images; never load it, keep the model.
+            warnings.warn(
+                f"{pretrained_model_name_or_path}: its sampling prior is the retired "
+                "anchor-centred local PCA (it stored training images) and was not loaded; "
+                "refit one with `python -m hubmodels fit-prior --model ... --out ...`",
+                stacklevel=2,
+            )
+            config = {**config, "prior": None}
+            ignore = ("prior.",)
         model = cls.from_config(config)
-        load_state_dict_strict(model, weights, map_location=map_location)
+        load_state_dict_strict(model, weights, map_location=map_location, ignore_prefixes=ignore)
         return model.to(map_location).eval()

@@ -1,6 +1,8 @@
-"""Metrics: robust accuracy and energy diagnostics; FID / KID / IS, judge reports, CLIP score."""
+"""Metrics: robust accuracy and energy diagnostics; FID / KID / MiFID / IS, precision-recall-
+density-coverage, data-copying scores, judge reports, CLIP score."""
 
 from hubmodels.metrics.clip_score import clip_score
+from hubmodels.metrics.distribution import distribution_report
 from hubmodels.metrics.generation import (
     FeatureExtractor,
     classifier_extractor,
@@ -12,6 +14,7 @@ from hubmodels.metrics.generation import (
     judge_report,
     kernel_inception_distance,
 )
+from hubmodels.metrics.memorisation import copy_report, nearest_neighbours
 from hubmodels.metrics.robust_accuracy import accuracy, autoattack, energy_diagnostics, pgd_attack
 
 __all__ = [
@@ -20,6 +23,8 @@ __all__ = [
     "autoattack",
     "classifier_extractor",
     "clip_score",
+    "copy_report",
+    "distribution_report",
     "energy_diagnostics",
     "extract_features",
     "fid_kid",
@@ -28,5 +33,6 @@ __all__ = [
     "inception_score",
     "judge_report",
     "kernel_inception_distance",
+    "nearest_neighbours",
     "pgd_attack",
 ]

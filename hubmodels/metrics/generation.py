@@ -1,5 +1,8 @@
 """Generation metrics: FID, KID and IS over an injectable feature extractor, and a judge report.
 
+The statistics are torchmetrics' (``metrics.distribution`` adds MiFID, precision/recall and
+density/coverage); feature extraction is ours, so one pass serves every statistic.
+
 - **FID** (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
   Nash Equilibrium"): the Frechet distance between Gaussians fitted to the features of two sets,
   ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``.
@@ -35,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hubmodels.metrics.distribution import Precomputed
 
 __all__ = [
     "FeatureExtractor",
@@ -348,41 +353,17 @@ def extract_features(
 
 # ---------------------------------------------------------------------------- the statistics
 def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
-    """FID between two feature sets (N_a, D) and (N_b, D), in float64.
+    """FID between two feature sets (N_a, D) and (N_b, D), computed by torchmetrics in float64."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
 
-    ``Tr (S_a S_b)^{1/2}`` is the sum of square roots of the eigenvalues of ``S_a S_b``, which
-    equal those of the symmetric PSD matrix ``A S_b A`` with ``A = S_a^{1/2}`` (XY and YX share
-    eigenvalues). Two symmetric eigen-decompositions are therefore enough: no general ``sqrtm``,
-    no complex intermediate results, and singular covariances (N <= D) are fine.
-    """
     a = _as_features(feats_a, "feats_a", min_rows=2)
     b = _as_features(feats_b, "feats_b", min_rows=2)
     _check_same_dim(a, b)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
-    w, v = torch.linalg.eigh(cov_a)
-    sqrt_a = (v * w.clamp(min=0).sqrt()) @ v.T
-    middle = sqrt_a @ cov_b @ sqrt_a
-    # Symmetrise against round-off so eigh sees an exactly symmetric matrix; tiny negative
-    # eigenvalues are round-off of a PSD matrix, hence the clamp.
-    middle = (middle + middle.T) / 2
-    trace_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
-    fid = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
+    metric = FrechetInceptionDistance(feature=Precomputed(a.shape[1])).double()
+    metric.update(a, real=True)
+    metric.update(b, real=False)
     # FID is a squared distance; a value a hair below zero is round-off, not information.
-    return max(float(fid), 0.0)
-
-
-def _polynomial_mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Unbiased MMD^2 (Binkowski et al. 2018) with k(x, y) = (x.y / D + 1)^3, equal-size sets."""
-    m, d = x.shape
-    k_xx = (x @ x.T / d + 1) ** 3
-    k_yy = (y @ y.T / d + 1) ** 3
-    k_xy = (x @ y.T / d + 1) ** 3
-    # The unbiased estimator leaves the diagonal k(x_i, x_i) out of the within-set means.
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (
-        m * (m - 1)
-    )
-    return float(within - 2 * k_xy.mean())
+    return max(float(metric.compute()), 0.0)
 
 
 def kernel_inception_distance(
@@ -392,30 +373,31 @@ def kernel_inception_distance(
     subset_size: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """KID: mean and standard deviation of the unbiased MMD^2 over random subsets.
+    """KID (torchmetrics): mean and std of the unbiased polynomial-kernel MMD^2 over subsets.
 
     Each subset draws ``min(subset_size, N_a, N_b)`` samples without replacement from each set
-    (the defaults are torch-fidelity's and torchmetrics'). The std is over subsets, not an
-    error bar on the mean. Being unbiased, a single estimate can be slightly negative.
+    (the defaults are torch-fidelity's and torchmetrics'); ``seed`` fixes the draws. The std is
+    over subsets, not an error bar on the mean. Being unbiased, an estimate can be negative.
     """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     a = _as_features(feats_a, "feats_a", min_rows=2)
     b = _as_features(feats_b, "feats_b", min_rows=2)
     _check_same_dim(a, b)
     if subsets < 1 or subset_size < 2:
         raise ValueError(f"need subsets >= 1 and subset_size >= 2, got {subsets}, {subset_size}")
     m = min(subset_size, a.shape[0], b.shape[0])
-    gen = torch.Generator().manual_seed(seed)
-    values = torch.tensor(
-        [
-            _polynomial_mmd2_unbiased(
-                a[torch.randperm(a.shape[0], generator=gen)[:m]],
-                b[torch.randperm(b.shape[0], generator=gen)[:m]],
-            )
-            for _ in range(subsets)
-        ],
-        dtype=torch.float64,
-    )
-    return float(values.mean()), float(values.std(unbiased=False))
+    with warnings.catch_warnings():  # its "keeps every feature in memory" notice: we know
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(
+            feature=Precomputed(a.shape[1]), subsets=subsets, subset_size=m
+        )
+    metric.update(a, real=True)
+    metric.update(b, real=False)
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws subsets from the global RNG
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
 
 
 def inception_score(logits: ArrayLike, splits: int = 10) -> tuple[float, float]:

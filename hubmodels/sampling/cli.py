@@ -66,7 +66,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="samples")
     parser.add_argument("--format", choices=["png", "npz"], default="png")
-    parser.add_argument("--init", choices=INITS, default="pca")
+    parser.add_argument("--init", choices=INITS, default=SamplerSettings.init)
     for f in dataclasses.fields(SamplerSettings):
         if f.name == "init":
             continue

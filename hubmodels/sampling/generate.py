@@ -59,8 +59,6 @@ def fit_prior(
 ) -> None:
     """Fit the priors and reference energies on training ``images`` (N, C, H, W) in [0, 1]."""
     shape = shape or PriorShape()
-    if shape.neighbour_space not in ("pixel", "features"):
-        raise ValueError("neighbour_space is 'pixel' or 'features'")
     if images.shape[1:] != torch.Size(model.input_shape):
         raise ValueError(f"images must be (N, {model.input_shape}), got {tuple(images.shape)}")
     model.eval()
@@ -70,7 +68,7 @@ def fit_prior(
         x = images[start : start + batch_size].to(device)
         y = labels[start : start + batch_size].to(device)
         energies.append(joint_energy(model(x), y).cpu())
-        if shape.neighbour_space == "features":
+        if shape.cluster_space == "features":
             features.append(model.features(x).cpu())
     energies = torch.cat(energies)
     model.attach_prior(shape)
@@ -78,11 +76,13 @@ def fit_prior(
     prior.fit(
         images.flatten(1).cpu(),
         labels.cpu(),
-        neighbour_features=torch.cat(features) if features else None,
+        cluster_features=torch.cat(features) if features else None,
         seed=seed,
     )
     for y in range(prior.num_classes):
+        # E_y and sigma_y: what guidance aims at and the unit of adaptive stopping's tolerance.
         prior.reference_energy[y] = energies[labels.cpu() == y].mean()
+        prior.reference_energy_std[y] = energies[labels.cpu() == y].std()
     prior.to(device)
 
 
@@ -129,6 +129,7 @@ def sample(
             y,
             settings,
             reference_energy=model.prior.reference_energy,
+            reference_energy_std=model.prior.reference_energy_std,
             generator=generator,
             callback=callback,
         )
