@@ -178,6 +178,49 @@ def _grid(images, columns: int) -> Image.Image:
     return picture.resize((picture.width * GRID_SCALE, picture.height * GRID_SCALE), Image.NEAREST)
 
 
+@functools.lru_cache(maxsize=4)
+def _training_set(dataset: str) -> tuple[torch.Tensor, float]:
+    """A dataset's training images (N, D) and the median nearest-training-image distance of
+    its test images: the yardstick of the copy ratio. Loaded once per process."""
+    from hubmodels.metrics import nearest_neighbours
+    from hubmodels.training.data import load_dataset
+
+    splits = load_dataset(dataset, augment=False, val_size=0)
+
+    def flat(ds) -> torch.Tensor:
+        return torch.stack([ds[i][0] for i in range(len(ds))]).flatten(1)
+
+    train = flat(splits.train)
+    held_out, _ = nearest_neighbours(flat(splits.test)[:2000], train)
+    return train, float(held_out.median())
+
+
+def _with_nearest(images: torch.Tensor, labels: list[int], dataset: str) -> tuple[Any, str]:
+    """Interleave each class's samples with their nearest training images; the copy ratio."""
+    from hubmodels.metrics import nearest_neighbours
+
+    try:
+        train, reference = _training_set(dataset)
+    except (FileNotFoundError, ValueError) as err:
+        return images, (
+            f"Nearest training images are not shown: the {dataset} training set is not on "
+            f"this server ({str(err).splitlines()[0]})."
+        )
+    distance, index = nearest_neighbours(images.flatten(1).cpu(), train)
+    nearest = train[index].view_as(images.cpu())
+    rows = []
+    for y in dict.fromkeys(labels):
+        mine = torch.tensor([i for i, label in enumerate(labels) if label == y])
+        rows += [images.cpu()[mine], nearest[mine]]
+    ratio = float(distance.median()) / reference
+    verdict = "new images" if ratio >= 0.8 else "close to training images: near-copies"
+    return torch.cat(rows), (
+        f"Below each row of samples: its nearest training image. Copy ratio {ratio:.2f} "
+        f"(median distance to the nearest training image, divided by that of real test "
+        f"images; 1.0 for fresh real data): {verdict}."
+    )
+
+
 def sample_classes(
     preset: str,
     classes: list[str],
@@ -187,6 +230,7 @@ def sample_classes(
     adaptive_stop: bool,
     steps: float,
     seed: float,
+    show_nearest: bool = False,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects it by this default
 ) -> Iterator[tuple[Image.Image, str, str | None]]:
     """Stream (grid, status, PNG) while ``RobustClassifier.sample`` runs: /class_sampling."""
@@ -201,7 +245,9 @@ def sample_classes(
         model = _classifier(preset)
     except CheckpointError as err:
         raise gr.Error(str(err)) from err
-    chosen = list(classes) if classes else None
+    if not classes:
+        raise gr.Error("pick at least one class")
+    chosen = list(classes)
     settings = dict(
         init=init, guidance=bool(guidance), adaptive_stop=bool(adaptive_stop), steps=steps
     )
@@ -224,7 +270,11 @@ def sample_classes(
     )
     from hubmodels.inversion.images import save_png
 
-    grid = _grid(out.tensors, n)
+    shown = out.tensors
+    if show_nearest:
+        shown, note = _with_nearest(out.tensors, out.labels, model.config["dataset"])
+        status += "\n\n" + note
+    grid = _grid(shown, n)
     record = dict(task="class_sampling", model=preset, classes=names, n_per_class=n, seed=seed)
     path = save_png(grid, _output_dir() / f"samples-{preset}-{seed}.png", {**record, **settings})
     yield grid, status, str(path)
@@ -247,7 +297,9 @@ def sampling_tab() -> None:
     gr.Markdown(
         "Start from a class prior stored in the checkpoint and descend the joint energy "
         "E(x, y) = -f(x)[y] with momentum SGLD (WEAT); DER adds energy guidance and adaptive "
-        "stopping. Robust models generate; the standard one does not."
+        "stopping. Robust models generate; the standard one does not. The start is a blurry "
+        "local class average, never a stored training image: tick *Show nearest training "
+        "images* to see that the samples are new."
     )
     with gr.Row():
         with gr.Column(scale=1):
@@ -255,9 +307,10 @@ def sampling_tab() -> None:
             classes = gr.CheckboxGroup(class_names, value=class_names[:4], label="Classes")
             n_per_class = gr.Slider(1, MAX_PER_CLASS, value=8, step=1, label="Samples per class")
             init = gr.Radio(SAMPLING_INITS, value="local_pca", label="Start (prior)")
-            guidance = gr.Checkbox(True, label="Energy guidance (DER)")
+            guidance = gr.Checkbox(False, label="Energy guidance (DER)")
             adaptive = gr.Checkbox(False, label="Adaptive stopping (DER)")
-            steps = gr.Slider(1, MAX_STEPS, value=60, step=1, label="Steps (cap)")
+            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps (cap)")
+            nearest = gr.Checkbox(False, label="Show nearest training images (needs the data)")
             seed = _seed_input()
             run = gr.Button("Sample", variant="primary")
         with gr.Column(scale=2):
@@ -270,20 +323,31 @@ def sampling_tab() -> None:
         outputs=classes,
         api_name=False,
     )
-    inputs = [preset, classes, n_per_class, init, guidance, adaptive, steps, seed]
+    inputs = [preset, classes, n_per_class, init, guidance, adaptive, steps, seed, nearest]
     if default:  # computed when first clicked, then served from the cache; never at start-up
         gr.Examples(
             [
-                [default, ["Sneaker", "Bag", "Ankle boot"], 8, "local_pca", True, True, 60, 0],
-                [default, ["Dress", "Coat"], 8, "uniform", False, False, 60, 0],
+                [
+                    default,
+                    ["Sneaker", "Bag", "Ankle boot"],
+                    8,
+                    "local_pca",
+                    False,
+                    False,
+                    50,
+                    0,
+                    False,
+                ],
+                [default, ["Dress", "Coat"], 8, "local_pca", True, True, 50, 0, False],
+                [default, ["Dress", "Coat"], 8, "uniform", False, False, 50, 0, False],
             ],
             inputs=inputs,
             outputs=[grid, status, download],
             fn=sample_classes,
             cache_examples=True,
             cache_mode="lazy",
-            label="Examples: local-PCA start with DER's guidance and stop, and the noise start "
-            "that fails",
+            label="Examples: the default sampler, DER's guidance with adaptive stop, and the "
+            "noise start that fails",
         )
     run.click(
         sample_classes,

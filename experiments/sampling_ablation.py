@@ -68,23 +68,52 @@ def rows(args) -> list[dict]:
         dict(name="real test images", kind="test", n=args.final_per_class),
         dict(name="real training images", kind="train", n=args.final_per_class),
     ]
+    final = [dict(name=f"{p}: default", model=p, settings={}) for p in PRESETS]
+    final += [
+        dict(name=f"{p}: official WEAT settings", model=p, settings=OFFICIAL_WEAT)
+        for p in ("weat", "der")
+    ]
+    final.append(
+        dict(
+            name="der: local_pca, guidance + adaptive stop",
+            model="der",
+            settings=dict(guidance=True, adaptive_stop=True),
+        )
+    )
+    # Retrieval: each default WEAT sample swapped for its nearest training image.
+    final.append(
+        dict(
+            name="retrieval: nearest training image of each default sample",
+            kind="retrieval",
+            model="weat",
+            settings={},
+        )
+    )
+    # The head-to-head rows first: a run cut short still answers "do we beat WEAT's sampler?"
+    first = (
+        "weat: default",
+        "weat: official WEAT settings",
+        "retrieval",
+        "der: default",
+        "der: local_pca, guidance + adaptive stop",
+    )
+    final.sort(
+        key=lambda r: min(
+            [i for i, key in enumerate(first) if r["name"].startswith(key)] or [len(first)]
+        )
+    )
+    out += [dict(dict(kind="sample"), **r, n=args.final_per_class) for r in final]
     for init in INITS:
         for sampler, flags in SAMPLERS.items():
-            out.append(dict(name=f"{GRID_PRESET}: {init}, {sampler}", kind="sample",
-                            model=GRID_PRESET, settings=dict(init=init, **flags),
-                            n=args.grid_per_class))
-    final = [dict(name=f"{p}: default", model=p, settings={}) for p in PRESETS]
-    final += [dict(name=f"{p}: official WEAT settings", model=p, settings=OFFICIAL_WEAT)
-              for p in ("weat", "der")]
-    final.append(dict(name="der: local_pca, guidance + adaptive stop", model="der",
-                      settings=dict(guidance=True, adaptive_stop=True)))
-    # The head-to-head rows first: a run cut short still answers "do we beat WEAT's sampler?"
-    first = ("weat: default", "weat: official WEAT settings", "der: default")
-    final.sort(key=lambda r: first.index(r["name"]) if r["name"] in first else len(first))
-    out += [dict(r, kind="sample", n=args.final_per_class) for r in final]
-    # Retrieval: each default WEAT sample swapped for its nearest training image.
-    out.append(dict(name="retrieval: nearest training image of each default sample",
-                    kind="retrieval", model="weat", settings={}, n=args.final_per_class))
+            out.append(
+                dict(
+                    name=f"{GRID_PRESET}: {init}, {sampler}",
+                    kind="sample",
+                    model=GRID_PRESET,
+                    settings=dict(init=init, **flags),
+                    n=args.grid_per_class,
+                )
+            )
     return out
 
 
@@ -112,8 +141,10 @@ def main() -> None:
     if args.fid_weights:
         spaces["inception"] = inception_extractor(args.fid_weights)
     reference = {
-        name: _cached(out / f"train-{name}.pt", lambda e=ext, n=name: _train_features(
-            e, train_x, n, args.seed))
+        name: _cached(
+            out / f"train-{name}.pt",
+            lambda e=ext, n=name: _train_features(e, train_x, n, args.seed),
+        )
         for name, ext in spaces.items()
     }
     judge_train = reference["judge"]["features"]
@@ -196,8 +227,9 @@ def _train_features(extractor, train_x, name, seed):
     # image stratified-at-random subset; the judge space uses every training image.
     x = train_x
     if name == "inception":
-        x = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
-                    [:10_000]]
+        x = train_x[
+            torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:10_000]
+        ]
     features, _ = extract_features(x, extractor, 500 if name == "judge" else 50)
     return {"features": features}
 

@@ -184,6 +184,40 @@ def test_class_sampling_streams_previews_then_the_grid():
     assert settings["init"] == "local_pca" and settings["steps"] == 10
 
 
+def test_class_sampling_shows_each_sample_over_its_nearest_training_image():
+    """With the data installed (CI installs it), a visitor sees the samples are new."""
+    app = _load_app()
+    *_, (grid, status, _) = app.sample_classes(
+        "fmnist-smallcnn-der", ["Sneaker", "Bag"], 3, "local_pca", False, False, 20, 0, True
+    )
+    scale, side = app.GRID_SCALE, 28 + 2
+    assert grid.size == ((3 * side + 2) * scale, (4 * side + 2) * scale)  # 2 rows a class
+    ratio = float(status.split("Copy ratio ")[1].split(" ")[0])
+    assert ratio >= 0.8 and "new images" in status
+
+
+def test_class_sampling_without_the_training_set_says_so_and_still_samples(monkeypatch):
+    app = _load_app()
+
+    def missing(dataset):
+        raise FileNotFoundError("Fashion-MNIST not found in /usr/share/datasets/fashion-mnist")
+
+    monkeypatch.setattr(app, "_training_set", missing)
+    *_, (grid, status, _) = app.sample_classes(
+        "fmnist-smallcnn-der", ["Bag"], 2, "local_pca", False, False, 3, 0, True
+    )
+    assert "2 samples" in status and "not shown" in status and "not on this server" in status
+    assert grid.size[1] == (28 + 4) * app.GRID_SCALE  # the samples alone
+
+
+def test_class_sampling_with_no_class_picked_is_an_error_not_every_class():
+    import gradio as gr
+
+    app = _load_app()
+    with pytest.raises(gr.Error, match="pick at least one class"):
+        list(app.sample_classes("fmnist-smallcnn-der", [], 2, "pca", False, False, 5, 0))
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [

@@ -8,8 +8,9 @@ import torch
 from conftest import tiny_classifier
 from hubmodels import RobustClassifier
 from hubmodels.sampling import PriorShape
+from hubmodels.sampling.priors import kmeans
 
-SHAPE = PriorShape(components=6, anchors=3, local_components=2, neighbours=10)
+SHAPE = PriorShape(components=6, clusters=3, local_components=2, min_cluster_size=20)
 
 
 def _data(n_per_class=200, seed=0):
@@ -61,13 +62,16 @@ def test_pca_prior_reproduces_class_means_and_the_variance_it_claims(fitted):
     assert spread.tolist() == pytest.approx((0.5 * prior.class_std[0, :2]).tolist(), rel=0.06)
 
 
-def test_reference_energies_are_the_mean_joint_energy_of_each_class(fitted):
+def test_reference_energies_are_the_mean_and_std_of_each_class_joint_energy(fitted):
     model, x, y = fitted
     with torch.no_grad():
         energies = -model(x)[torch.arange(len(y)), y]
     for c in range(3):
         assert model.prior.reference_energy[c].item() == pytest.approx(
             energies[y == c].mean().item(), abs=1e-4
+        )
+        assert model.prior.reference_energy_std[c].item() == pytest.approx(
+            energies[y == c].std().item(), rel=1e-4
         )
 
 
@@ -81,16 +85,64 @@ def test_every_init_gives_images_in_the_unit_box_of_the_right_shape(fitted, init
     assert [im.size for im in out.images] == [(8, 8)] * 10 and out.images[0].mode == "L"
 
 
-def test_local_pca_starts_near_a_real_anchor_image(fitted):
+def test_local_pca_starts_at_cluster_means_that_are_no_training_image(fitted):
     model, x, y = fitted
-    start = model.prior.sample(
-        torch.ones(50, dtype=torch.long), "local_pca", 0.0, torch.Generator().manual_seed(0)
+    prior = model.prior
+    start = prior.sample(
+        torch.ones(200, dtype=torch.long), "local_pca", 0.0, torch.Generator().manual_seed(0)
     )
-    anchors = model.prior.local_anchor[1].float()
-    nearest = torch.cdist(start, anchors).min(1).values
-    assert nearest.max() < 2e-3  # scale 0: exactly an anchor (float16 storage)
+    used = prior.local_weight[1] > 0
+    means = prior.local_mean[1][used].float()
+    assert torch.cdist(start, means).min(1).values.max() < 5e-3  # scale 0: a cluster mean
     members = x[y == 1].flatten(1)
-    assert torch.cdist(anchors, members).min(1).values.max() < 2e-3  # anchors are real images
+    # Each mean averages >= 20 images: it is far from every one of them, and shares sum to 1.
+    assert torch.cdist(means, members).min(1).values.min() > 0.01
+    assert prior.local_weight[1].sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert (prior.local_weight[1][used] * 200 >= 20).all()
+
+
+def test_local_pca_picks_clusters_by_their_share_of_the_class(fitted):
+    model, _, _ = fitted
+    prior = model.prior
+    labels = torch.zeros(6000, dtype=torch.long)
+    start = prior.sample(labels, "local_pca", 0.0, torch.Generator().manual_seed(2))
+    means = prior.local_mean[0].float()
+    picked = torch.cdist(start, means).argmin(1)
+    share = torch.bincount(picked, minlength=len(means)).double() / len(labels)
+    assert share.tolist() == pytest.approx(prior.local_weight[0].tolist(), abs=0.03)
+
+
+def test_kmeans_keeps_every_cluster_at_least_min_size():
+    g = torch.Generator().manual_seed(0)
+    # One big blob and five lone outliers: the outliers may not form clusters of their own.
+    points = torch.cat([torch.randn(200, 4, generator=g), 50 + torch.randn(5, 4, generator=g)])
+    labels = kmeans(points, clusters=8, min_size=20, generator=torch.Generator().manual_seed(1))
+    counts = torch.bincount(labels)
+    assert counts.min() >= 20 and counts.sum() == 205
+    assert len(counts) <= 205 // 20
+    assert labels.max() + 1 == len(counts)  # numbered 0..C-1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(min_cluster_size=1), "at least 2"),
+        (dict(clusters=0), "positive integer"),
+        (dict(cluster_space="pixels"), "cluster_space"),
+        (dict(retained_variance=0.0), "retained_variance"),
+    ],
+)
+def test_prior_shapes_that_could_store_a_training_image_or_make_no_sense_are_refused(
+    kwargs, message
+):
+    with pytest.raises(ValueError, match=message):
+        PriorShape(**kwargs)
+
+
+def test_a_class_smaller_than_one_cluster_is_a_clear_error(tiny_model):
+    x, y = _data(n_per_class=10)
+    with pytest.raises(ValueError, match="min_cluster_size = 20"):
+        tiny_model.fit_prior(x, y, SHAPE)
 
 
 def test_plain_descent_lowers_the_joint_energy(fitted):
@@ -116,6 +168,7 @@ def test_adaptive_stopping_stops_each_sample_when_its_criterion_is_met_and_not_b
 ):
     model, _, _ = fitted
     ref = model.prior.reference_energy
+    allowed = 0.3 * model.prior.reference_energy_std
     common = dict(
         classes=[0, 1, 2],
         n_per_class=4,
@@ -131,7 +184,7 @@ def test_adaptive_stopping_stops_each_sample_when_its_criterion_is_met_and_not_b
     def criterion(energies):
         e = torch.tensor(energies)
         gap = e - ref[labels]
-        return gap.abs() <= 0.3 if guidance else gap <= 0.3
+        return gap.abs() <= allowed[labels] if guidance else gap <= allowed[labels]
 
     # Frozen samples are exactly where the un-stopped trajectory was after that many steps.
     assert any(s < 40 for s in stopped.steps), "some samples must stop early in this setup"
@@ -195,3 +248,33 @@ def test_a_checkpoint_without_prior_says_how_to_get_one(tiny_model, tmp_path):
         ValueError, match="no prior: fit one first with `python -m hubmodels fit-prior"
     ):
         RobustClassifier.from_pretrained(tmp_path).sample(classes=[0])
+
+
+def test_a_checkpoint_with_the_retired_anchor_prior_loads_without_it(fitted, tmp_path):
+    """The old local prior stored training images: it is never loaded, the classifier is."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    model, _, _ = fitted
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["prior"] = {
+        "components": 6,
+        "anchors": 3,
+        "local_components": 2,
+        "neighbours": 10,
+        "retained_variance": 0.95,
+        "neighbour_space": "pixel",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["prior.local_anchor"] = torch.rand(3, 3, 64)
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.warns(UserWarning, match="retired anchor-centred local PCA"):
+        loaded = RobustClassifier.from_pretrained(tmp_path)
+    assert loaded.prior is None and loaded.config["prior"] is None
+    x = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), model(x))
+    with pytest.raises(ValueError, match="no prior: fit one first"):
+        loaded.sample(classes=[0])

@@ -130,7 +130,8 @@ def _prdc(real: torch.Tensor, fake: torch.Tensor, nearest_k: int) -> dict[str, f
         ) from err
     if min(len(real), len(fake)) <= nearest_k:
         raise ValueError(f"need more than nearest_k = {nearest_k} rows in each set")
-    scores = compute_prdc(real.float().numpy(), fake.float().numpy(), nearest_k=nearest_k)
+    # float64: for float32 input sklearn takes a chunked upcasting path that is ~20x slower.
+    scores = compute_prdc(real.double().numpy(), fake.double().numpy(), nearest_k=nearest_k)
     return {k: float(v) for k, v in scores.items()}
 
 

@@ -144,7 +144,9 @@ def _distinct_share(
 def _flat(x: torch.Tensor, what: str) -> torch.Tensor:
     x = torch.as_tensor(x)
     if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"{what}: expected (N, D) points or (N, C, H, W) images, got {tuple(x.shape)}")
+        raise ValueError(
+            f"{what}: expected (N, D) points or (N, C, H, W) images, got {tuple(x.shape)}"
+        )
     x = x.reshape(len(x), -1).float()
     if not torch.isfinite(x).all():
         raise ValueError(f"{what}: contains NaN or infinite values")

@@ -61,7 +61,9 @@ class PriorShape:
         if not 0 < self.retained_variance <= 1:
             raise ValueError(f"retained_variance must be in (0, 1], got {self.retained_variance}")
         if self.cluster_space not in CLUSTER_SPACES:
-            raise ValueError(f"cluster_space is one of {CLUSTER_SPACES}, got {self.cluster_space!r}")
+            raise ValueError(
+                f"cluster_space is one of {CLUSTER_SPACES}, got {self.cluster_space!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict) -> PriorShape:
