@@ -21,6 +21,7 @@ import torch
 
 from hubmodels import RobustClassifier
 from hubmodels.metrics import classifier_extractor, extract_features, fid_kid, inception_extractor
+from hubmodels.sampling import SamplerSettings
 from hubmodels.training.data import load_dataset
 
 
@@ -56,11 +57,14 @@ def main() -> None:
     parser.add_argument("--n-per-class", type=int, default=100)
     parser.add_argument("--inits", nargs="+", default=["pca", "local_pca"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--step-size", type=float, default=0.8)
-    parser.add_argument("--scale", type=float, default=0.5)
+    defaults = SamplerSettings()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--step-size", type=float, default=defaults.step_size)
+    parser.add_argument("--scale", type=float, default=defaults.scale)
     parser.add_argument("--guidance", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--tolerance", type=float, default=0.5)
+    parser.add_argument(
+        "--tolerance", type=float, default=defaults.tolerance, help="in units of sigma_y"
+    )
     parser.add_argument("--fid-weights", help="TorchScript FID Inception; default: the judge")
     parser.add_argument(
         "--throughput-only", action="store_true", help="skip FID; only the 64-sample timing"

@@ -128,7 +128,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/sampling-study")
     parser.add_argument("--grids", default="docs/figures/sampling")
+    parser.add_argument("--table", action="store_true", help="print the cached rows as Markdown")
     args = parser.parse_args()
+    if args.table:
+        print_tables(Path(args.out))
+        return
     warnings.filterwarnings("ignore", category=UserWarning)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,6 +215,42 @@ def _sample(row: dict, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, f
         labels.append(torch.tensor(s.labels))
         steps += s.steps
     return torch.cat(images), torch.cat(labels), sum(steps) / len(steps)
+
+
+def print_tables(out: Path) -> None:
+    """The study's two Markdown tables (domain space; memorisation) from the cached rows."""
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    order = {
+        r["name"]: i
+        for i, r in enumerate(rows(argparse.Namespace(final_per_class=0, grid_per_class=0)))
+    }
+    results.sort(key=lambda r: order.get(r["name"], len(order)))
+    print(
+        "| row | per class | FD | KID | MiFID | precision | recall | density | coverage "
+        "| recognised | mean steps |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        j = r["judge"]
+        print(
+            f"| {r['name']} | {r['num'] // 10} | {j['fid']:.2f} | {j['kid_mean']:.4f} | "
+            f"{j['mifid']:.1f} | {j['precision']:.3f} | {j['recall']:.3f} | "
+            f"{j['density']:.3f} | {j['coverage']:.3f} | {r['recognised']:.3f} | "
+            f"{r['mean_steps']:.1f} |"
+        )
+    print()
+    print(
+        "| row | copy ratio (pixels) | closer than 95 % of test | distinct NN (test) "
+        "| Z_U | copy ratio (features) | distinct NN, features (test) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        p, j = r["pixel"], r["judge"]
+        print(
+            f"| {r['name']} | {p['copy_ratio']:.2f} | {p['closer_than_real']:.3f} | "
+            f"{p['distinct_nn']:.2f} ({p['distinct_nn_ref']:.2f}) | {p['z_u']:.1f} | "
+            f"{j['copy_ratio']:.2f} | {j['distinct_nn']:.2f} ({j['distinct_nn_ref']:.2f}) |"
+        )
 
 
 def _summary(r: dict) -> str:

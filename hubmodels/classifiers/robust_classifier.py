@@ -182,9 +182,11 @@ class RobustClassifier(
             n_per_class: samples per class (at most 10,000 in all per call).
             seed: seeds the prior draw and the Langevin noise; same seed, same images.
             callback: ``callback(step, images, energies)`` every few steps, for previews.
-            **settings: ``hubmodels.sampling.SamplerSettings`` fields: init ("pca",
-                "gaussian", "local_pca", "uniform"), scale, steps, step_size, momentum,
-                noise_std, guidance, adaptive_stop, tolerance, reject.
+            **settings: ``hubmodels.sampling.SamplerSettings`` fields: init ("local_pca",
+                the default, "pca", "gaussian", "uniform"), scale (component stds, 1.5),
+                steps (50), step_size (0.8), momentum (0.25), noise_std (1e-3), guidance,
+                adaptive_stop, tolerance (in units of the class's real-energy std, 0.1),
+                reject. docs/sampling.md says how the defaults were tuned.
 
         Returns:
             ``SampleOutput`` with PIL ``images``, ``labels``, final ``energies`` and ``steps``.
