@@ -209,8 +209,9 @@ def test_presets_resolve_offline_and_carry_their_numbers(name):
     assert c["metrics"], "a preset ships with measured numbers"
     x = torch.rand(2, c["in_channels"], c["image_size"], c["image_size"])
     assert model(x).shape == (2, c["num_classes"])
-    # "A few MB at most": 2.9 MB of float32 weights plus a 2.7 MB float16 sampling prior.
-    assert (PRESETS[name].path / "model.safetensors").stat().st_size < 6 * 2**20
+    # "A few MB at most": 2.8 MiB of float32 weights plus a 4.2 MiB sampling prior (24 local
+    # PCAs a class in float16: tens of clusters, so that samples are diverse and no copies).
+    assert (PRESETS[name].path / "model.safetensors").stat().st_size < 7.5 * 2**20
 
 
 def test_at_least_one_preset_is_registered():

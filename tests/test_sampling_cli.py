@@ -22,14 +22,17 @@ def with_prior(tmp_path_factory):
     RobustClassifier(
         dataset="fashion-mnist", class_names=list(FASHION_MNIST_CLASSES)
     ).save_pretrained(folder)
-    argv = ["fit-prior", "--model", str(folder), "--max-per-class", "40", "--neighbours", "20"]
+    argv = ["fit-prior", "--model", str(folder), "--max-per-class", "40", "--clusters", "2"]
     assert main(argv) == 0
     return folder
 
 
 def test_fit_prior_writes_a_loadable_prior(with_prior):
     model = RobustClassifier.from_pretrained(with_prior)
-    assert model.config["prior"]["neighbours"] == 20
+    assert model.config["prior"]["clusters"] == 2
+    weights = model.prior.local_weight
+    # 40 images a class and at least 20 a cluster: one or two clusters, each half or more.
+    assert ((weights == 0) | (weights >= 0.5)).all() and (weights > 0).sum(1).max() <= 2
     assert model.prior.class_std[:, 0].min() > 0
 
 
