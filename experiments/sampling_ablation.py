@@ -244,12 +244,16 @@ def print_tables(out: Path) -> None:
         "| Z_U | copy ratio (features) | distinct NN, features (test) |"
     )
     print("|---|---|---|---|---|---|---|")
+
+    def ref(value):  # none where a class has more samples than test images
+        return "–" if value is None else f"{value:.2f}"
+
     for r in results:
         p, j = r["pixel"], r["judge"]
         print(
             f"| {r['name']} | {p['copy_ratio']:.2f} | {p['closer_than_real']:.3f} | "
-            f"{p['distinct_nn']:.2f} ({p['distinct_nn_ref']:.2f}) | {p['z_u']:.1f} | "
-            f"{j['copy_ratio']:.2f} | {j['distinct_nn']:.2f} ({j['distinct_nn_ref']:.2f}) |"
+            f"{p['distinct_nn']:.2f} ({ref(p['distinct_nn_ref'])}) | {p['z_u']:.1f} | "
+            f"{j['copy_ratio']:.2f} | {j['distinct_nn']:.2f} ({ref(j['distinct_nn_ref'])}) |"
         )
 
 
