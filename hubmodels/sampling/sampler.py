@@ -1,11 +1,11 @@
 """Class-conditional sampling from a robust classifier: momentum SGLD on the joint energy.
 
-WEAT's sampler (methods.md 2.7, "Eq. 7"):
+WEAT's sampler (its Eq. 7; docs/sampling.md):
 
     v_{n+1} = zeta v_n - (eta / 2) grad_x objective(x_n)
     x_{n+1} = clip_[0,1](x_n + v_{n+1} + noise_std * N(0, I))
 
-with objective E(x, y) = -f(x)[y]. DER's improvements (methods.md 3.5):
+with objective E(x, y) = -f(x)[y]. DER's improvements (docs/sampling.md):
 
 * **energy guidance**: the objective becomes (E(x, y) - E_y)^2, pulling each sample to the
   class reference energy E_y (the mean joint energy of real class-y images) instead of past it;
