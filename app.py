@@ -9,6 +9,8 @@ package call; no model code lives here (design.md 2). The tabs:
   stay and say why when used;
 * **Class sampling**: class-conditional samples from an embedded robust classifier (WEAT / DER
   samplers), streamed while they form;
+* **Energy explorer**: one input's energies under two presets side by side, its
+  out-of-distribution verdict, and a PGD attack streamed step by step in energies;
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
   one picked, its model card and delta-energy training plot.
 
@@ -289,10 +291,16 @@ def _seed_input() -> gr.Number:
     return seed
 
 
+def _sampling_preset() -> str | None:
+    """The preset the Class sampling tab starts on: DER's, whose sampler the tab is about."""
+    names = catalog.installed_presets()
+    return "fmnist-smallcnn-der" if "fmnist-smallcnn-der" in names else (names or [None])[0]
+
+
 def sampling_tab() -> None:
     """Pick a preset, classes and sampler options; watch the samples form."""
     names = catalog.installed_presets()
-    default = "fmnist-smallcnn-der" if "fmnist-smallcnn-der" in names else (names or [None])[0]
+    default = _sampling_preset()
     class_names = catalog.class_names(default) if default else []
     gr.Markdown(
         "Start from a class prior stored in the checkpoint and descend the joint energy "
@@ -354,6 +362,269 @@ def sampling_tab() -> None:
         inputs=inputs,
         outputs=[grid, status, download],
         api_name="class_sampling",
+        concurrency_id="heavy",
+        concurrency_limit=2,
+    )
+
+
+# ---------------------------------------------------------------------------- Energy explorer tab
+EXPLORER_SOURCES = ["Test image", "Class sample", "Upload"]
+MAX_ATTACK_STEPS, MAX_EPSILON = 50, 0.5
+EXPLORER_SCALE = 6  # 28-pixel inputs are shown at 168 pixels
+
+
+@functools.lru_cache(maxsize=4)
+def _test_set(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset's test images and labels, loaded once per process."""
+    from hubmodels.training.data import load_dataset
+
+    test = load_dataset(dataset, augment=False, val_size=0).test
+    return torch.stack([test[i][0] for i in range(len(test))]), test.labels.clone()
+
+
+def _explorer_models(preset_a: str, preset_b: str) -> dict[str, Any]:
+    """The two presets side by side (one, when both pickers name the same)."""
+    models = {}
+    for name in dict.fromkeys([preset_a, preset_b]):
+        if name not in catalog.installed_presets():
+            raise gr.Error(f"unknown model {name!r}; pick one of {catalog.installed_presets()}")
+        try:
+            models[name] = _classifier(name)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+    first, *others = models.values()
+    for other in others:
+        if other.class_names != first.class_names or other.input_shape != first.input_shape:
+            raise gr.Error("the two models must share their classes and input size")
+    return models
+
+
+def _explorer_input(
+    models: dict[str, Any], source: str, class_name: str, index: float, upload: str | None
+) -> tuple[torch.Tensor, int, str]:
+    """The input (1, C, H, W), its label y and a sentence on where it came from."""
+    name, model = next(iter(models.items()))
+    if class_name not in model.class_names:
+        raise gr.Error(f"pick a class: one of {model.class_names}")
+    y = model.class_names.index(class_name)
+    index = _whole("Index / seed", index, 0, 2**31 - 1)
+    if source == "Test image":
+        try:
+            images, labels = _test_set(model.config["dataset"])
+        except (FileNotFoundError, ValueError) as err:
+            raise gr.Error(
+                f"the {model.config['dataset']} test set is not on this server "
+                f"({str(err).splitlines()[0]}); pick Class sample or Upload"
+            ) from err
+        members = torch.nonzero(labels == y).flatten()
+        chosen = int(members[index % len(members)])
+        return images[chosen : chosen + 1], y, f"test image {chosen} ({class_name})"
+    if source == "Class sample":
+        # Drawn as the Class sampling tab draws it (its preset, the default sampler), so a
+        # standard model A still gets a real sample to look at.
+        sampler_name = _sampling_preset() or name
+        try:
+            sampler = _classifier(sampler_name)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        if sampler.class_names != model.class_names:
+            sampler_name, sampler = name, model
+        sample = sampler.sample([y], 1, seed=index)
+        return (
+            sample.tensors.cpu(),
+            y,
+            f"a {class_name} sample from `{sampler_name}` (seed {index}, default sampler)",
+        )
+    if source == "Upload":
+        if not upload:
+            raise gr.Error("upload an image first (or pick Test image / Class sample)")
+        from hubmodels.explorer import to_model_input
+
+        channels, size, _ = model.input_shape
+        try:
+            x, how = to_model_input(upload, channels, size)
+        except ValueError as err:
+            raise gr.Error(f"that upload cannot be used: {err}") from err
+        return x, y, f"your upload: {how} Its label for E(x, y) is {class_name}"
+    raise gr.Error(f"the input must be one of {EXPLORER_SOURCES}, got {source!r}")
+
+
+def _enlarged(images: torch.Tensor) -> Image.Image:
+    picture = _grid(images, len(images))
+    scale = EXPLORER_SCALE / GRID_SCALE
+    size = (round(picture.width * scale), round(picture.height * scale))
+    return picture.resize(size, Image.NEAREST)
+
+
+def _verdict_table(reports: dict[str, Any], class_names: list[str]) -> str:
+    rows = [
+        "| model | prediction | E(x) | share of test images with lower E(x) | OOD score −E(x) "
+        "| threshold (95 % of test images above) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, report in reports.items():
+        k = int(report.prediction[0])
+        predicted = f"{class_names[k]} (p = {float(report.probabilities[0, k]):.2f})"
+        if report.ood_threshold is None:
+            extra = "not stored | not stored | –"
+        else:
+            verdict = "out of distribution" if bool(report.out_of_distribution[0]) else "in"
+            extra = (
+                f"{100 * float(report.percentile[0]):.0f} % | {float(report.ood_score[0]):.2f} "
+                f"| {report.ood_threshold:.2f} | **{verdict}**"
+            )
+        rows.append(f"| `{name}` | {predicted} | {float(report.marginal[0]):.2f} | {extra} |")
+    return "\n".join(rows)
+
+
+def explore_energies(
+    preset_a: str,
+    preset_b: str,
+    source: str,
+    class_name: str,
+    index: float,
+    upload: str | None = None,
+) -> tuple[Image.Image, Image.Image, str]:
+    """(input, energies figure, report) for one input under two models: /energy_report."""
+    from hubmodels.explorer.plots import energy_figure
+
+    models = _explorer_models(preset_a, preset_b)
+    x, _, origin = _explorer_input(models, source, class_name, index, upload)
+    reports = {name: model.energy_report(x.to(model.mean.device)) for name, model in models.items()}
+    class_names = next(iter(models.values())).class_names
+    figure = energy_figure(
+        {name: (reports[name], models[name].energy_reference) for name in models}, class_names
+    )
+    status = f"Input: {origin}.\n\n" + _verdict_table(reports, class_names)
+    return _enlarged(x), figure, status
+
+
+def attack_energies(
+    preset_a: str,
+    preset_b: str,
+    source: str,
+    class_name: str,
+    index: float,
+    upload: str | None,
+    targeted: bool,
+    target_name: str | None,
+    epsilon: float,
+    steps: float,
+) -> Iterator[tuple[Image.Image, Image.Image, str]]:
+    """Stream PGD on the input against both models, step by step: /energy_attack.
+
+    Yields (clean | each model's adversarial image and amplified perturbation, the energy
+    shifts so far, a status line)."""
+    from hubmodels.explorer.plots import trace_figure
+
+    steps = _whole("Steps", steps, 1, MAX_ATTACK_STEPS)
+    if epsilon is None or not math.isfinite(epsilon) or not 0 < epsilon <= MAX_EPSILON:
+        raise gr.Error(f"ε must be in (0, {MAX_EPSILON}], got {epsilon}")
+    models = _explorer_models(preset_a, preset_b)
+    x, y, origin = _explorer_input(models, source, class_name, index, upload)
+    class_names = next(iter(models.values())).class_names
+    target = None
+    if targeted:
+        if target_name not in class_names:
+            raise gr.Error(f"pick a target class: one of {class_names}")
+        target = class_names.index(target_name)
+        if target == y:
+            raise gr.Error("the target class must differ from the input's class")
+    traces: dict[str, list] = {}
+    for name, model in models.items():
+        traces[name] = []
+        task = functools.partial(
+            model.attack_trace, x.to(model.mean.device), y, eps=epsilon, steps=steps, target=target
+        )
+        for done, payload in _stream(lambda callback, t=task: t(callback=callback)):
+            if done:
+                break
+            (step,) = payload
+            traces[name].append(step)
+            status = f"Attacking `{name}`: step {step.step} of {steps}..."
+            yield _attack_picture(x, traces, epsilon), trace_figure(traces), status
+    kind = f"targeted at {target_name}" if targeted else "untargeted"
+    lines = [f"PGD ({kind}, ε = {epsilon:g}, {steps} steps, step ε/4) on {origin}."]
+    for name, trace in traces.items():
+        first, last = trace[0], trace[-1]
+        flips = [s.step for s in trace if s.prediction[0] != first.prediction[0]]
+        flipped = (
+            f"prediction {class_names[int(first.prediction[0])]} → "
+            f"{class_names[int(last.prediction[0])]} (first flips at step {flips[0]})"
+            if flips
+            else f"prediction stays {class_names[int(first.prediction[0])]}"
+        )
+        e0, e1 = float(first.marginal[0]), float(last.marginal[0])
+        j0, j1 = float(first.joint[0]), float(last.joint[0])
+        lines.append(
+            f"- `{name}`: {flipped}; E(x) {e0:.2f} → {e1:.2f} (shift {e1 - e0:+.2f}); "
+            f"E(x, y) {j0:.2f} → {j1:.2f} (shift {j1 - j0:+.2f})"
+        )
+    yield _attack_picture(x, traces, epsilon), trace_figure(traces), "\n".join(lines)
+
+
+def _attack_picture(x: torch.Tensor, traces: dict[str, list], epsilon: float) -> Image.Image:
+    """The clean input, then per model its adversarial image and its perturbation (mid-grey is
+    zero; amplified so that ±ε spans black to white)."""
+    tiles = [x.cpu()]
+    for trace in traces.values():
+        if trace:
+            tiles += [trace[-1].images, (trace[-1].perturbation / (2 * epsilon) + 0.5).clamp(0, 1)]
+    return _enlarged(torch.cat(tiles))
+
+
+def explorer_tab() -> None:
+    """Pick an input; see its energies under two models; attack it and watch them move."""
+    names = catalog.installed_presets()
+    robust = "fmnist-smallcnn-weat" if "fmnist-smallcnn-weat" in names else (names or [None])[-1]
+    standard = "fmnist-smallcnn-standard" if "fmnist-smallcnn-standard" in names else robust
+    class_names = catalog.class_names(standard) if standard else []
+    gr.Markdown(
+        "A classifier is an energy-based model: E(x, y) = −f(x)[y] for each class and "
+        "E(x) = −logsumexp f(x), lower for inputs the model finds likely. Energies also flag "
+        "inputs from elsewhere: −E(x) below the threshold that keeps 95 % of the model's test "
+        "images is called *out of distribution*. Attack the input and watch the energies move: "
+        "the standard model's shift far and its prediction flips; a robust model's barely move."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            preset_a = gr.Dropdown(names, value=standard, label="Model A")
+            preset_b = gr.Dropdown(names, value=robust, label="Model B")
+            source = gr.Radio(EXPLORER_SOURCES, value="Test image", label="Input")
+            class_name = gr.Dropdown(
+                class_names, value=(class_names or [None])[0], label="Class (label of uploads)"
+            )
+            index = gr.Number(0, precision=0, minimum=0, label="Index in the class / sample seed")
+            upload = gr.File(label="Upload (any image)", file_types=["image"], type="filepath")
+            show = gr.Button("Show energies", variant="primary")
+            with gr.Accordion("Attack it (PGD)", open=True):
+                targeted = gr.Checkbox(False, label="Targeted")
+                target = gr.Dropdown(class_names, value=None, label="Target class")
+                epsilon = gr.Slider(0.01, MAX_EPSILON, value=0.1, step=0.01, label="ε (L∞)")
+                steps = gr.Slider(1, MAX_ATTACK_STEPS, value=20, step=1, label="Steps")
+                attack = gr.Button("Attack", variant="secondary")
+        with gr.Column(scale=2):
+            # Labels off: gradio draws them over the image's top-left corner, where the
+            # input and the figures' titles are; the caption and the titles say it instead.
+            gr.Markdown("**Input**, then per model: adversarial image, perturbation (grey = 0)")
+            picture = gr.Image(show_label=False, type="pil", format="png")
+            figure = gr.Image(show_label=False, type="pil", format="png")
+            shifts = gr.Image(show_label=False, type="pil", format="png")
+            report = gr.Markdown()
+    inputs = [preset_a, preset_b, source, class_name, index, upload]
+    show.click(
+        explore_energies,
+        inputs=inputs,
+        outputs=[picture, figure, report],
+        api_name="energy_report",
+        concurrency_id="heavy",
+        concurrency_limit=2,
+    )
+    attack.click(
+        attack_energies,
+        inputs=inputs + [targeted, target, epsilon, steps],
+        outputs=[picture, shifts, report],
+        api_name="energy_attack",
         concurrency_id="heavy",
         concurrency_limit=2,
     )
@@ -633,6 +904,7 @@ TABS: list[tuple[str, Callable[[], None]]] = [
     ("Reconstruction", reconstruction_tab),
     ("Style transfer", style_transfer_tab),
     ("Class sampling", sampling_tab),
+    ("Energy explorer", explorer_tab),
     ("Models", models_tab),
 ]
 

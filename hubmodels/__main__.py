@@ -1,6 +1,6 @@
 """Command line: ``python -m hubmodels VERB``.
 
-Verbs: train, eval, fit-prior, sample, invert, build-bank, push.
+Verbs: train, eval, fit-prior, fit-energy-reference, sample, invert, build-bank, push.
 
 Every command also runs under ``accelerate launch -m hubmodels ...``. Errors that are the
 user's to fix (a missing dataset, a checkpoint that does not load, a refused push) end with
@@ -84,6 +84,28 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"metrics written to {Path(target) / 'config.json'} and its README.md")
 
 
+def _fit_energy_reference(args: argparse.Namespace) -> None:
+    import torch
+
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.explorer import ReferenceShape
+    from hubmodels.training.data import load_dataset
+
+    model = RobustClassifier.from_pretrained(args.model)
+    target = args.out or (args.model if Path(args.model).is_dir() else None)
+    if target is None:
+        raise ValueError("pass --out DIR: a preset or hub id cannot be written in place")
+    dataset = args.data or model.config["dataset"]
+    test = load_dataset(dataset, root=args.data_root, augment=False).test
+    n = min(args.num_images, len(test))
+    images = torch.stack([test[i][0] for i in range(n)])
+    shape = ReferenceShape(bins=args.bins, tpr=args.tpr, source=f"{dataset} test, {n} images")
+    model.fit_energy_reference(images, shape)
+    model.save_pretrained(target)
+    threshold = float(model.energy_reference.threshold)
+    print(f"energy reference of {shape.source}: OOD when E(x) > {threshold:.3f}; saved to {target}")
+
+
 def _push(args: argparse.Namespace) -> None:
     from hubmodels.classifiers import RobustClassifier
     from hubmodels.hub import push_folder
@@ -133,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit-prior", help="fit and store the sampling priors")
     sampling_cli.add_fit_prior_arguments(fit)
     fit.set_defaults(run=sampling_cli.run_fit_prior)
+
+    reference = commands.add_parser(
+        "fit-energy-reference",
+        help="store real test images' E(x) histogram and OOD threshold (the energy explorer)",
+    )
+    reference.add_argument("--model", required=True, help="preset name, folder or hub id")
+    reference.add_argument("--data", help="dataset of the registry (default: the model's)")
+    reference.add_argument("--data-root")
+    reference.add_argument("--num-images", type=int, default=10000, help="test images used")
+    reference.add_argument("--bins", type=int, default=60)
+    reference.add_argument("--tpr", type=float, default=0.95, help="in-distribution share kept")
+    reference.add_argument("--out", help="folder to save to (default: --model when a folder)")
+    reference.set_defaults(run=_fit_energy_reference)
 
     sample = commands.add_parser("sample", help="class-conditional samples (PNGs or .npz)")
     sampling_cli.add_sample_arguments(sample)

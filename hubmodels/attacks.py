@@ -179,15 +179,17 @@ def _ascend(
     steps: int,
     norm: str,
     project: Callable[[torch.Tensor], torch.Tensor],
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """Run ``steps`` steepest-ascent steps on sum(objective(model(x_adv))), projecting each.
+    """Run ``steps`` steepest-ascent steps on sum(objective(model(x_adv))), projecting each;
+    ``callback(step, x_adv)`` sees every iterate.
 
     The per-sample objectives are summed, not averaged, so each sample's gradient is the
     gradient of its own loss whatever the batch size (the official TRADES code sums too).
     L-inf steps follow the gradient sign; L2 steps follow the per-sample unit gradient, and a
     sample with a zero gradient simply does not move.
     """
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         x_adv = x_adv.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(model(x_adv)).sum(), x_adv)
         with torch.no_grad():
@@ -196,6 +198,8 @@ def _ascend(
             else:
                 direction = grad / _per_sample(_l2_norms(grad).clamp_min(_tiny(grad)), grad)
             x_adv = project(x_adv.detach() + alpha * direction)
+        if callback is not None:
+            callback(step, x_adv)
     return x_adv.detach()
 
 
@@ -227,6 +231,7 @@ def pgd(
     restarts: int = 1,
     target: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Projected gradient ascent inside the eps-ball around ``x`` (Madry et al. 2018).
 
@@ -252,6 +257,9 @@ def pgd(
             target first, then (and for "kl") the one with the highest loss.
         target: target classes (N,), Long; required for ``loss="targeted"``.
         generator: optional ``torch.Generator`` (on x's device) for the random starts.
+        callback: ``callback(step, x_adv)`` after each step (1..steps) with the projected
+            iterate, for live views of an attack; only with ``restarts=1``. It runs inside the
+            attack (eval mode, gradients on) and must not modify ``x_adv``.
 
     Returns:
         The adversarial images, detached, same shape/dtype/device as ``x``, inside the eps-ball
@@ -284,6 +292,8 @@ def pgd(
         if target is None:
             raise ValueError(f"{name}: loss='targeted' needs target= (a LongTensor of shape (N,))")
         _check_labels(target, x, "target", name)
+    if callback is not None and restarts != 1:
+        raise ValueError(f"{name}: a callback traces one run; it needs restarts=1")
     if random_start is None:
         random_start = "normal" if loss == "kl" else "uniform"
 
@@ -297,7 +307,14 @@ def pgd(
         for _ in range(restarts):
             start = project(x + _random_start(x, eps, norm, random_start, generator))
             x_adv = _ascend(
-                model, start, objective, alpha=alpha, steps=steps, norm=norm, project=project
+                model,
+                start,
+                objective,
+                alpha=alpha,
+                steps=steps,
+                norm=norm,
+                project=project,
+                callback=callback,
             )
             if restarts == 1:
                 return x_adv

@@ -11,6 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from conftest import tiny_classifier
@@ -251,6 +252,156 @@ def test_class_sampling_endpoint_over_http(tmp_path_factory):
             )
         grid, _, _ = client.predict(*args, api_name="/class_sampling")  # still serving
         assert Image.open(grid).size[1] == (28 + 4) * app.GRID_SCALE
+
+
+# ---------------------------------------------------------------------------- energy explorer
+EXPLORE = ("fmnist-smallcnn-standard", "fmnist-smallcnn-weat")
+
+
+@pytest.mark.parametrize("source", ["Test image", "Class sample"])
+def test_explorer_reports_both_models_energies_and_verdicts(source):
+    app = _load_app()
+    picture, figure, report = app.explore_energies(*EXPLORE, source, "Sneaker", 3)
+    assert picture.size == (28 * app.EXPLORER_SCALE,) * 2  # one image, no frame
+    assert figure.size[1] > figure.size[0] / 2  # a row per model
+    for name in EXPLORE:
+        row = next(line for line in report.splitlines() if line.startswith(f"| `{name}`"))
+        assert "Sneaker" in row and ("**in**" in row or "**out of distribution**" in row)
+    origin = "test image" if source == "Test image" else "a Sneaker sample"
+    assert origin in report
+
+
+def test_explorer_flags_noise_and_explains_an_upload(tmp_path):
+    app = _load_app()
+    noise = Image.fromarray(
+        (torch.rand(64, 64, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()
+    )
+    path = tmp_path / "noise.png"
+    noise.save(path)
+    _, _, report = app.explore_energies(*EXPLORE, "Upload", "Bag", 0, str(path))
+    assert "your upload: 64×64 upload, grey (luma), resized to 28×28" in report
+    assert report.count("**out of distribution**") >= 1
+
+
+def test_explorer_attack_streams_steps_and_contrasts_the_models():
+    app = _load_app()
+    updates = list(
+        app.attack_energies(*EXPLORE, "Test image", "Trouser", 0, None, False, None, 0.1, 6)
+    )
+    assert len(updates) == 2 * 7 + 1  # every step of both models (step 0 too), then the summary
+    assert all(status.startswith("Attacking") for _, _, status in updates[:-1])
+    picture, shifts, summary = updates[-1]
+    assert picture.size[0] > 4 * picture.size[1]  # input, then two tiles per model
+    standard, robust = summary.splitlines()[1:]
+    assert "prediction Trouser →" in standard and "prediction stays Trouser" in robust
+    assert shifts.size[0] > shifts.size[1]
+
+
+def test_explorer_targeted_attack_names_its_target():
+    app = _load_app()
+    *_, (_, _, summary) = app.attack_energies(
+        *EXPLORE, "Test image", "Bag", 1, None, True, "Sandal", 0.2, 10
+    )
+    assert "targeted at Sandal" in summary and "→ Sandal" in summary.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"source": "Upload"}, "upload an image first"),
+        ({"class_name": "Unicorn"}, "pick a class"),
+        ({"preset_b": "no-such-model"}, "unknown model"),
+        ({"index": 1.5}, "whole number"),
+        ({"targeted": True, "target": None}, "pick a target class"),
+        ({"targeted": True, "target": "Bag"}, "must differ"),
+        ({"epsilon": 0.0}, "ε must be in"),
+        ({"steps": 10**4}, "Steps must be between"),
+    ],
+)
+def test_explorer_bad_input_is_a_gradio_error(change, match):
+    import gradio as gr
+
+    app = _load_app()
+    args = dict(
+        preset_a=EXPLORE[0],
+        preset_b=EXPLORE[1],
+        source="Test image",
+        class_name="Bag",
+        index=0,
+        upload=None,
+        targeted=False,
+        target=None,
+        epsilon=0.1,
+        steps=3,
+    )
+    args.update(change)
+    with pytest.raises(gr.Error, match=match):
+        list(app.attack_energies(*args.values()))
+
+
+def test_explorer_upload_that_is_not_an_image_is_a_clear_error_without_paths(tmp_path):
+    import gradio as gr
+
+    app = _load_app()
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"%PDF-1.4 definitely not a png")
+    with pytest.raises(
+        gr.Error, match="cannot be used: holiday.png is not a readable image"
+    ) as err:
+        app.explore_energies(*EXPLORE, "Upload", "Bag", 0, str(fake))
+    assert str(tmp_path) not in str(err.value)
+
+
+def test_explorer_without_the_test_set_says_what_to_pick(monkeypatch):
+    import gradio as gr
+
+    app = _load_app()
+
+    def missing(dataset):
+        raise FileNotFoundError("Fashion-MNIST not found in /usr/share/datasets/fashion-mnist")
+
+    monkeypatch.setattr(app, "_test_set", missing)
+    with pytest.raises(gr.Error, match="not on this server.*pick Class sample or Upload"):
+        app.explore_energies(*EXPLORE, "Test image", "Bag", 0)
+    _, _, report = app.explore_energies(*EXPLORE, "Class sample", "Bag", 0)  # still works
+    assert "a Bag sample" in report
+
+
+def test_explorer_endpoints_over_http(tmp_path_factory, tmp_path):
+    from gradio_client import handle_file
+
+    app = _load_app()
+    with _served(app, tmp_path_factory.mktemp("downloads"), queue_size=4) as client:
+        picture, figure, report = client.predict(
+            *EXPLORE, "Test image", "Coat", 2, None, api_name="/energy_report"
+        )
+        assert Image.open(picture).size == (28 * app.EXPLORER_SCALE,) * 2
+        assert "| `fmnist-smallcnn-weat` | " in report
+        job = client.submit(
+            *EXPLORE,
+            "Test image",
+            "Coat",
+            2,
+            None,
+            False,
+            None,
+            0.1,
+            3,
+            api_name="/energy_attack",
+        )
+        job.result()
+        outputs = job.outputs()
+        assert len(outputs) == 2 * 4 + 1 and "PGD (untargeted" in outputs[-1][2]
+        fake = tmp_path / "x.png"
+        fake.write_text("text")
+        with pytest.raises(Exception, match="not a readable image"):
+            client.predict(
+                *EXPLORE, "Upload", "Coat", 0, handle_file(str(fake)), api_name="/energy_report"
+            )
+        _, _, report = client.predict(  # still serving
+            *EXPLORE, "Class sample", "Coat", 0, None, api_name="/energy_report"
+        )
+        assert "a Coat sample" in report
 
 
 # ---------------------------------------------------------------------------- CLIP^-1 tabs

@@ -21,7 +21,14 @@ FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-TABS = ["Text-to-image", "Reconstruction", "Style transfer", "Class sampling", "Models"]
+TABS = [
+    "Text-to-image",
+    "Reconstruction",
+    "Style transfer",
+    "Class sampling",
+    "Energy explorer",
+    "Models",
+]
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,3 +77,35 @@ def test_every_tab_opens_and_class_sampling_streams_in_chromium(served_app, tmp_
         finally:
             browser.close()
     assert (tmp_path / "class-sampling.png").stat().st_size > 10_000
+
+
+def test_energy_explorer_reports_then_streams_an_attack_in_chromium(served_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(served_app, wait_until="networkidle")
+            page.get_by_role("tab", name="Energy explorer").click()
+            page.get_by_role("button", name="Show energies").click()
+            page.get_by_text("Input: test image", exact=False).wait_for(timeout=60_000)
+            assert page.get_by_text("out of distribution", exact=False).count() >= 1  # header
+            page.screenshot(path=str(tmp_path / "explorer-report.png"), full_page=True)
+            page.evaluate(
+                """() => {
+                    window.__frames = 0;
+                    new MutationObserver(() => { window.__frames += 1; })
+                        .observe(document.body, {subtree: true, attributes: true,
+                                 attributeFilter: ["src"], childList: true});
+                }"""
+            )
+            page.get_by_role("button", name="Attack", exact=True).click()
+            page.get_by_text("PGD (untargeted", exact=False).wait_for(timeout=120_000)
+            frames = page.evaluate("() => window.__frames")
+            assert frames >= 5, f"the attack view changed only {frames} times: not streamed"
+            page.screenshot(path=str(tmp_path / "explorer-attack.png"), full_page=True)
+        finally:
+            browser.close()
+    for name in ("explorer-report.png", "explorer-attack.png"):
+        assert (tmp_path / name).stat().st_size > 10_000

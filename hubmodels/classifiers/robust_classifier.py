@@ -25,6 +25,14 @@ from torch import nn
 from hubmodels.classifiers.architectures import build_backbone
 from hubmodels.classifiers.model_card import render_model_card
 from hubmodels.energy import energy as _energy
+from hubmodels.explorer import (
+    AttackStep,
+    EnergyReference,
+    EnergyReport,
+    ReferenceShape,
+    attack_trace,
+    energy_report,
+)
 from hubmodels.hub import (
     CARD_NAME,
     WEIGHTS_NAME,
@@ -63,6 +71,9 @@ class RobustClassifier(
         metrics: measured numbers, e.g. ``{"clean_acc": 0.9, "pgd20_acc": 0.7}``, with their setup.
         prior: the sizes of the stored sampling prior (``hubmodels.sampling.PriorShape``);
             None until ``fit_prior`` has run. Its tensors live in the weights file.
+        energy_reference: the shape of the stored histogram of real test images' E(x) and
+            OOD threshold (``hubmodels.explorer.ReferenceShape``); None until
+            ``fit_energy_reference`` has run. Its tensors live in the weights file.
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class RobustClassifier(
         training: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         prior: dict[str, Any] | None = None,
+        energy_reference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         class_names = list(class_names) if class_names is not None else None
@@ -103,6 +115,7 @@ class RobustClassifier(
             "training": dict(training or {}),
             "metrics": dict(metrics or {}),
             "prior": dict(prior) if prior is not None else None,
+            "energy_reference": None,
         }
         self.backbone = build_backbone(
             architecture, num_classes=num_classes, in_channels=in_channels, image_size=image_size
@@ -113,6 +126,9 @@ class RobustClassifier(
         self.prior: ClassPrior | None = None
         if prior is not None:
             self.attach_prior(PriorShape.from_dict(prior))
+        self.energy_reference: EnergyReference | None = None
+        if energy_reference is not None:
+            self.attach_energy_reference(ReferenceShape.from_dict(energy_reference))
 
     # ------------------------------------------------------------------ the model
     @property
@@ -150,6 +166,65 @@ class RobustClassifier(
         if isinstance(y, int):
             y = torch.full((x.shape[0],), y, dtype=torch.long, device=x.device)
         return _energy(logits, y)
+
+    # ------------------------------------------------------------------ the energy explorer
+    def attach_energy_reference(self, shape: ReferenceShape) -> None:
+        """Add empty energy-reference buffers of ``shape`` (filled by fitting or loading)."""
+        self.energy_reference = EnergyReference(shape).to(self.mean.device)
+        self.config["energy_reference"] = shape.to_dict()
+
+    @torch.no_grad()
+    def fit_energy_reference(
+        self, images: torch.Tensor, shape: ReferenceShape | None = None, batch_size: int = 500
+    ) -> None:
+        """Store the E(x) histogram and OOD threshold of real in-distribution ``images``
+        (N, C, H, W) in [0, 1], usually the test set; saved with the weights."""
+        shape = shape or ReferenceShape(source=f"{len(images)} images")
+        energies = torch.cat(
+            [
+                self.energy(images[i : i + batch_size]).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+        self.attach_energy_reference(shape)
+        self.energy_reference.fit(energies)
+
+    def energy_report(self, x: torch.Tensor) -> EnergyReport:
+        """Every energy of ``x`` (N, C, H, W) in [0, 1]: E(x), E(x, y) for each class, p(y|x),
+        the prediction, and with a stored reference the OOD verdict and E(x)'s percentile among
+        real test images (``hubmodels.explorer.EnergyReport``)."""
+        self._check_input(x)
+        return energy_report(self, x, self.energy_reference)
+
+    def attack_trace(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | int,
+        *,
+        eps: float | None = None,
+        steps: int = 20,
+        target: torch.Tensor | int | None = None,
+        callback: Any = None,
+    ) -> list[AttackStep]:
+        """PGD on ``x`` (untargeted, or towards ``target``) recorded step by step in energies;
+        ``eps`` defaults to the model's threat model. See ``hubmodels.explorer.attack_trace``."""
+        self._check_input(x)
+        threat = self.config["threat_model"]
+        eps = threat.get("epsilon", 0.1) if eps is None else eps
+        y, target = (
+            torch.full((x.shape[0],), v, dtype=torch.long) if isinstance(v, int) else v
+            for v in (y, target)
+        )
+        return attack_trace(
+            self,
+            x,
+            y.to(x.device),
+            eps=eps,
+            steps=steps,
+            norm=threat.get("norm", "linf"),
+            target=None if target is None else target.to(x.device),
+            callback=callback,
+        )
 
     # ------------------------------------------------------------------ sampling
     def attach_prior(self, shape: PriorShape) -> None:

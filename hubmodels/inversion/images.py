@@ -52,7 +52,9 @@ def _open(path: Path) -> Image.Image:
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{path.name} is too large to decode safely: {err}") from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageInputError(f"{path.name} is not a readable image: {err}") from err
+        # PIL names the full path; a server must not show its folders to a visitor.
+        reason = str(err).replace(str(path), path.name)
+        raise ImageInputError(f"{path.name} is not a readable image: {reason}") from err
 
 
 def _pil_to_tensor(image: Image.Image) -> torch.Tensor:
