@@ -612,6 +612,17 @@ def explorer_tab() -> None:
             shifts = gr.Image(show_label=False, type="pil", format="png")
             report = gr.Markdown()
     inputs = [preset_a, preset_b, source, class_name, index, upload]
+    if standard:
+        gr.Examples(
+            [
+                [standard, robust, "Test image", "Sneaker", 0, None],
+                [standard, robust, "Class sample", "Bag", 0, None],
+                [standard, robust, "Upload", "Shirt", 0, _example_photo()],
+            ],
+            inputs=inputs,
+            label="Examples (they fill the inputs; press Show energies or Attack): a test "
+            "image, a generated bag, and a photo of a person, which is no garment",
+        )
     show.click(
         explore_energies,
         inputs=inputs,

@@ -1,13 +1,15 @@
 """Train, evaluate, fit priors for and install the embedded Fashion-MNIST presets.
 
-Each preset goes through four resumable stages; a stage whose output exists is skipped, so the
+Each preset goes through five resumable stages; a stage whose output exists is skipped, so the
 script can be stopped and started again at will (training resumes from its last epoch):
 
 1. ``python -m hubmodels train`` (the recipe below) into RUNS/NAME;
 2. ``python -m hubmodels eval`` of RUNS/NAME/best on the full test set, written into the
    checkpoint's config and card;
 3. ``python -m hubmodels fit-prior`` on the training split, stored in the weights file;
-4. copy of the folder, its training plot and per-epoch log into hubmodels/presets/NAME.
+4. ``python -m hubmodels fit-energy-reference`` on the test set (the energy explorer's E(x)
+   histogram and OOD threshold), stored in the weights file;
+5. copy of the folder, its training plot and per-epoch log into hubmodels/presets/NAME.
 
 AutoAttack, far slower than PGD on a CPU, runs last over all presets, on a stated prefix of the
 test set, and each preset is installed again with its number.
@@ -60,7 +62,7 @@ def install(name: str, run: Path) -> None:
 
 
 def build(name: str, runs: Path) -> None:
-    """Stages 1-4 with PGD only, so a preset ships before its (slow) AutoAttack number exists."""
+    """Stages 1-5 with PGD only, so a preset ships before its (slow) AutoAttack number exists."""
     run = runs / name
     ensure_run(runs, name, RECIPES[name])
     best = run / "best"
@@ -68,6 +70,8 @@ def build(name: str, runs: Path) -> None:
         evaluate(best, "--pgd-steps", "20", "--no-autoattack")
     if recorded_config(best).get("prior") is None:  # re-read: eval rewrote the config
         hubmodels("fit-prior", "--model", str(best))
+    if recorded_config(best).get("energy_reference") is None:
+        hubmodels("fit-energy-reference", "--model", str(best))
     install(name, run)
 
 

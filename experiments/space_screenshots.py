@@ -1,6 +1,7 @@
 """Screenshots of every tab of the Space for the README, taken in Debian's Chromium.
 
-The Class sampling tab is shown after one run; the CLIP tabs as a fresh visitor sees them.
+The Class sampling tab is shown after one run, the Energy explorer after an attack; the CLIP
+tabs as a fresh visitor sees them.
 
     python experiments/space_screenshots.py --out docs/figures/space
 """
@@ -33,12 +34,19 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1200, "height": 860})
+            tall = {"Energy explorer": 1500}  # its report and both figures in one picture
             page.goto(url, wait_until="networkidle")
             for tab in TABS:
                 page.get_by_role("tab", name=tab).click()
                 if tab == "Class sampling":
                     page.get_by_role("button", name="Sample", exact=True).click()
                     page.get_by_text("Reproduce:", exact=False).wait_for(timeout=60_000)
+                if tab == "Energy explorer":
+                    page.get_by_role("button", name="Show energies").click()
+                    page.get_by_text("Input: test image", exact=False).wait_for(timeout=60_000)
+                    page.get_by_role("button", name="Attack", exact=True).click()
+                    page.get_by_text("PGD (untargeted", exact=False).wait_for(timeout=120_000)
+                page.set_viewport_size({"width": 1200, "height": tall.get(tab, 860)})
                 page.evaluate("() => window.scrollTo(0, 0)")
                 page.wait_for_timeout(500)
                 path = out / f"{tab.lower().replace(' ', '-')}.png"

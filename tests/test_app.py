@@ -561,5 +561,5 @@ def test_every_generating_tab_has_examples_that_need_no_download():
     app = _load_app()
     demo = app.build_demo()
     datasets = [b for b in demo.blocks.values() if type(b).__name__ == "Dataset"]
-    assert len(datasets) == 4  # text-to-image, reconstruction, style transfer, class sampling
+    assert len(datasets) == 5  # the three CLIP tabs, class sampling, the energy explorer
     assert Path(app._example_photo()).is_file()
