@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument("--judge", required=True, help="an independently trained classifier")
     parser.add_argument("--fid-weights", help="TorchScript FID Inception (adds that space)")
     parser.add_argument("--inception-per-class", type=int, default=100)
+    parser.add_argument(
+        "--inception-reference", type=int, default=10_000, help="training images in that space"
+    )
     parser.add_argument("--grid-per-class", type=int, default=100)
     parser.add_argument("--final-per-class", type=int, default=1000)
     parser.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
@@ -147,7 +150,7 @@ def main() -> None:
     reference = {
         name: _cached(
             out / f"train-{name}.pt",
-            lambda e=ext, n=name: _train_features(e, train_x, n, args.seed),
+            lambda e=ext, n=name: _train_features(e, train_x, n, args),
         )
         for name, ext in spaces.items()
     }
@@ -266,14 +269,14 @@ def _summary(r: dict) -> str:
     )
 
 
-def _train_features(extractor, train_x, name, seed):
-    # The Inception pass over 60,000 images takes hours on a CPU: that space uses a 10,000
-    # image stratified-at-random subset; the judge space uses every training image.
+def _train_features(extractor, train_x, name, args):
+    # The Inception pass over 60,000 images takes hours on a CPU (about 5 images a second on
+    # two cores): that space uses a random subset of --inception-reference images; the judge
+    # space uses every training image.
     x = train_x
     if name == "inception":
-        x = train_x[
-            torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:10_000]
-        ]
+        g = torch.Generator().manual_seed(args.seed)
+        x = train_x[torch.randperm(len(train_x), generator=g)[: args.inception_reference]]
     features, _ = extract_features(x, extractor, 500 if name == "judge" else 50)
     return {"features": features}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -143,6 +144,66 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, not {type(config).__name__}")
     return config
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, **kw: Any) -> None:
+    """``safetensors.torch.save_file``, leaving the file readable like any other we write.
+
+    safetensors creates its file with mode 0600 whatever the umask; a checkpoint folder whose
+    weights only its writer can read breaks a shared cache or a web server. The mode is copied
+    from a file Python creates beside it, which honours the umask.
+    """
+    path = Path(path)
+    save_file(tensors, str(path), **kw)
+    probe = path.with_name(f".{path.name}.mode-{os.getpid()}")
+    try:
+        probe.touch()
+        os.chmod(path, stat.S_IMODE(probe.stat().st_mode))
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def check_weights_header(
+    expected: dict[str, torch.Tensor],
+    weights_path: str | os.PathLike,
+    ignore_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Compare the names and shapes a model expects with a safetensors file's header, reading
+    no tensor data; a ``CheckpointError`` lists what differs.
+
+    ``expected`` may live on the meta device: build the model there from an untrusted config,
+    check, and only allocate once the file agrees (a config claiming 10**8 classes would
+    otherwise ask for tens of gigabytes before any check ran).
+    """
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            shapes = {
+                k: tuple(handle.get_slice(k).get_shape())
+                for k in handle.keys()  # noqa: SIM118 - safe_open has no __iter__
+                if not k.startswith(ignore_prefixes or ("\0",))
+            }
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{weights_path} is not a readable safetensors file (corrupt or truncated?): {err}"
+        ) from err
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_short_list(unexpected)}")
+    mis_shaped = [
+        f"{k}: file {shapes[k]} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(shapes))
+        if shapes[k] != tuple(expected[k].shape)
+    ]
+    if mis_shaped:
+        problems.append(f"mis-shaped tensors: {_short_list(mis_shaped)}")
+    if problems:
+        raise CheckpointError(
+            f"{weights_path} does not match the model its config describes; " + "; ".join(problems)
+        )
 
 
 def load_state_dict_strict(

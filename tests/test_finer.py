@@ -193,3 +193,9 @@ def test_layer_and_net_reject_bad_arguments():
         FinerNet({"width": 16})
     with pytest.raises(ValueError, match="coords"):
         _net()(torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("values", [{"width": 10**6}, {"hidden_layers": 10**4}, {"width": 0}])
+def test_an_untrusted_inr_config_cannot_ask_for_a_huge_net(values):
+    with pytest.raises(ValueError, match="must be a whole number in"):
+        INRConfig.from_dict({**TINY.to_dict(), **values})

@@ -216,3 +216,53 @@ def test_presets_resolve_offline_and_carry_their_numbers(name):
 
 def test_at_least_one_preset_is_registered():
     assert available_presets(), "the package ships embedded presets"
+
+
+HOSTILE_LOAD = """
+import json, resource, sys, time
+from hubmodels import CheckpointError, RobustClassifier
+started = time.time()
+try:
+    RobustClassifier.from_pretrained(sys.argv[1])
+except CheckpointError as err:
+    print(json.dumps({"error": str(err), "seconds": time.time() - started,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"num_classes": 10**8}, "num_classes must be a whole number in"),
+        ({"num_classes": 90_000}, "mis-shaped tensors: backbone.head.bias"),  # built on meta
+        ({"image_size": 4096}, "mis-shaped tensors"),
+    ],
+)
+def test_a_hostile_config_is_refused_before_anything_is_allocated(tmp_path, edit, message):
+    """A config claiming a huge model must fail fast and small, never allocate what it claims
+    (90,000 classes of a 28 px model with its prior would be about 4.5 GB of buffers)."""
+    import subprocess
+    import sys
+
+    model = RobustClassifier.from_pretrained("fmnist-smallcnn-standard")
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(edit, class_names=None)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = subprocess.run(
+        [sys.executable, "-c", HOSTILE_LOAD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(result.stdout)
+    assert message in report["error"]
+    assert report["seconds"] < 10
+    assert report["peak_mib"] < 2000  # the interpreter, torch and one real 7 MB checkpoint
+
+
+def test_saved_weights_are_as_readable_as_the_config(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    mode = (tmp_path / "model.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "config.json").stat().st_mode & 0o777
+    assert mode & 0o044  # group and others may read (safetensors alone writes 0600)

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
-from safetensors.torch import save_file
 from torch import nn
 
 from hubmodels.classifiers.architectures import build_backbone
@@ -37,14 +36,17 @@ from hubmodels.hub import (
     CARD_NAME,
     WEIGHTS_NAME,
     CheckpointError,
+    check_weights_header,
     load_state_dict_strict,
     resolve_checkpoint,
+    save_safetensors,
 )
 from hubmodels.sampling.generate import fit_prior, sample
 from hubmodels.sampling.priors import LEGACY_PRIOR_KEYS, ClassPrior, PriorShape
 from hubmodels.sampling.sampler import Callback, SampleOutput
 
 REPO_URL = "https://github.com/hubmodels/hubmodels"
+MAX_CLASSES, MAX_CHANNELS, MAX_IMAGE_SIZE = 100_000, 64, 4096
 
 
 class RobustClassifier(
@@ -93,6 +95,15 @@ class RobustClassifier(
         energy_reference: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # Bounds far above any real classifier (ImageNet-21k has 21,841 classes) that stop an
+        # untrusted config from asking for gigabytes before the weights are even looked at.
+        for name, value, most in (
+            ("num_classes", num_classes, MAX_CLASSES),
+            ("in_channels", in_channels, MAX_CHANNELS),
+            ("image_size", image_size, MAX_IMAGE_SIZE),
+        ):
+            if not isinstance(value, int) or not 1 <= value <= most:
+                raise ValueError(f"{name} must be a whole number in [1, {most}], got {value!r}")
         class_names = list(class_names) if class_names is not None else None
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names given for {num_classes} classes")
@@ -274,7 +285,7 @@ class RobustClassifier(
         import json
 
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_safetensors(tensors, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
         (save_directory / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
         render_model_card(self.config).save(str(save_directory / CARD_NAME))
 
@@ -329,6 +340,11 @@ class RobustClassifier(
             )
             config = {**config, "prior": None}
             ignore = ("prior.",)
+        # The config is untrusted: build it on the meta device (no memory), check every name
+        # and shape against the file's header, and only then allocate the real model.
+        with torch.device("meta"):
+            skeleton = cls.from_config(config)
+        check_weights_header(skeleton.state_dict(), weights, ignore_prefixes=ignore)
         model = cls.from_config(config)
         load_state_dict_strict(model, weights, map_location=map_location, ignore_prefixes=ignore)
         return model.to(map_location).eval()

@@ -34,9 +34,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from hubmodels.hub import CheckpointError, _short_list, read_config
+from hubmodels.hub import CheckpointError, _short_list, read_config, save_safetensors
 
 BANK_WEIGHTS = "bank.safetensors"
 BANK_CONFIG = "bank.json"
@@ -231,7 +231,7 @@ class AnchorBank:
         weights_tmp = folder / f".{BANK_WEIGHTS}.tmp-{os.getpid()}"
         config_tmp = folder / f".{BANK_CONFIG}.tmp-{os.getpid()}"
         try:
-            save_file(tensors, str(weights_tmp))
+            save_safetensors(tensors, weights_tmp)
             config_tmp.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
             os.replace(weights_tmp, folder / BANK_WEIGHTS)
             os.replace(config_tmp, folder / BANK_CONFIG)

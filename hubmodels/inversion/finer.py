@@ -55,10 +55,12 @@ class INRConfig:
     out_channels: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("hidden_layers", "width", "out_channels"):
+        # Upper bounds far above any useful INR, so an untrusted config.json cannot make the
+        # first request allocate terabytes.
+        for name, most in (("hidden_layers", 64), ("width", 8192), ("out_channels", 4)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ValueError(f"{name} must be a whole number in [1, {most}], got {value!r}")
         for name in ("omega", "first_bias_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
