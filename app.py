@@ -689,9 +689,8 @@ def _load_inverter(kind: str):
             device=device,
         )
     clip = os.environ.get(ENV_CLIP, "ViT-B-32")
+    # Random weights only on explicit request ("random"): their images mean nothing.
     pretrained = os.environ.get(ENV_PRETRAINED, "openai")
-    # Random weights only on explicit request (tests): their images mean nothing.
-    pretrained = None if pretrained == "random" else pretrained
     if os.environ.get(ENV_BANK):
         return CLIPInverter.from_pretrained(
             os.environ[ENV_BANK], clip=clip, pretrained=pretrained, device=device

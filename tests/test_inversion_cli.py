@@ -109,3 +109,13 @@ def test_build_bank_under_accelerate_matches_one_process(tiny_timm, photos, tmp_
         assert torch.allclose(one[key].float(), two[key].float(), atol=1e-3), key
     captions = json.loads((tmp_path / "two" / "bank.json").read_text())["captions"]
     assert captions == ["a red boat", "a cat", "a tree", "a house"]
+
+
+def test_random_weights_are_asked_for_by_name_as_in_the_space(tiny_clip, tmp_path):
+    """`--pretrained random` is what the Space takes; the CLI takes it too (or no flag)."""
+    out = tmp_path / "random.png"
+    code = main(
+        ["invert", "text", "a boat", "--clip", tiny_clip, "--pretrained", "random"]
+        + ["--steps", "2", "--out", str(out), *TINY_FLAGS]
+    )
+    assert code == 0 and read_png_settings(out)["prompt"] == "a boat"

@@ -21,7 +21,9 @@ def _add_inverter_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip", help="open_clip name (default ViT-B-32, or the --bank's), timm:NAME, ..."
     )
     parser.add_argument(
-        "--pretrained", help="open_clip tag (openai), a local weights file; omit for random weights"
+        "--pretrained",
+        help="open_clip tag (openai) or a local weights file; 'random' (or omitting it) gives "
+        "random weights, for trying the pipeline only: their images mean nothing",
     )
     parser.add_argument(
         "--bank",

@@ -48,6 +48,8 @@ SPEC_FORMS = (
     "'timm:<model>' (pretrained= a local weights file), or 'classifier:<preset, folder or hub id>'"
 )
 
+RANDOM_WEIGHTS = "random"  # pretrained="random": say it explicitly, as the Space does
+
 
 class RandomWeightsWarning(UserWarning):
     """An encoder built with random weights: its embeddings, and any image inverted from them,
@@ -518,7 +520,10 @@ def load_encoder(spec: str, pretrained: str | None = None, **kwargs: object) -> 
     ``pretrained`` a local weights file (``output="logits"`` through ``kwargs``);
     "classifier:fmnist-smallcnn-der" (any ``RobustClassifier.from_pretrained`` source, with its
     keyword arguments through ``kwargs``). Other keyword arguments go to the encoder class.
+    ``pretrained="random"`` is None spelled out: random weights, for trying the pipeline only.
     """
+    if pretrained == RANDOM_WEIGHTS:
+        pretrained = None
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"empty encoder spec {spec!r}; use {SPEC_FORMS}")
     spec = spec.strip()
