@@ -40,6 +40,10 @@ from PIL import Image
 from hubmodels import CheckpointError
 from hubmodels import presets_catalog as catalog
 
+# A visitor's mistake (a bad upload, an empty prompt) is shown in the UI and not logged with a
+# traceback: the server log keeps real failures readable.
+UserError = functools.partial(gr.Error, print_exception=False)
+
 TITLE = "hubmodels: discriminative models that generate images"
 INTRO = (
     "# hubmodels\n"
@@ -67,7 +71,7 @@ def show_model(name: str) -> tuple[str, Image.Image | None]:
         card = catalog.model_card_markdown(name)
         plot = catalog.training_plot_path(name)
     except CheckpointError as err:
-        raise gr.Error(str(err)) from err  # shown in the UI and raised by gradio_client
+        raise UserError(str(err)) from err  # shown in the UI and raised by gradio_client
     # A PIL image, not a path: gradio only serves paths under cwd or the temp dir, and an
     # installed package's presets live elsewhere.
     return card, _load_image(plot) if plot else None
@@ -140,7 +144,7 @@ def _stream(task: Callable[[Callable[..., None]], Any]) -> Iterator[tuple[bool, 
     while (item := previews.get()) is not None:
         yield False, item
     if "error" in outcome:
-        raise gr.Error(str(outcome["error"]))
+        raise UserError(str(outcome["error"]))
     yield True, outcome["result"]
 
 
@@ -162,9 +166,9 @@ def _classifier(name: str):
 
 def _whole(name: str, value: float | None, low: int, high: int) -> int:
     if value is None or not math.isfinite(value) or value != int(value):
-        raise gr.Error(f"{name} must be a whole number, got {value}")
+        raise UserError(f"{name} must be a whole number, got {value}")
     if not low <= value <= high:
-        raise gr.Error(f"{name} must be between {low} and {high}, got {int(value)}")
+        raise UserError(f"{name} must be between {low} and {high}, got {int(value)}")
     return int(value)
 
 
@@ -240,15 +244,15 @@ def sample_classes(
     steps = _whole("Steps", steps, 1, MAX_STEPS)
     seed = _whole("Seed", seed, 0, 2**31 - 1)
     if preset not in catalog.installed_presets():
-        raise gr.Error(f"unknown model {preset!r}; pick one of {catalog.installed_presets()}")
+        raise UserError(f"unknown model {preset!r}; pick one of {catalog.installed_presets()}")
     if init not in SAMPLING_INITS:
-        raise gr.Error(f"the start must be one of {SAMPLING_INITS}, got {init!r}")
+        raise UserError(f"the start must be one of {SAMPLING_INITS}, got {init!r}")
     try:
         model = _classifier(preset)
     except CheckpointError as err:
-        raise gr.Error(str(err)) from err
+        raise UserError(str(err)) from err
     if not classes:
-        raise gr.Error("pick at least one class")
+        raise UserError("pick at least one class")
     chosen = list(classes)
     settings = dict(
         init=init, guidance=bool(guidance), adaptive_stop=bool(adaptive_stop), steps=steps
@@ -387,15 +391,15 @@ def _explorer_models(preset_a: str, preset_b: str) -> dict[str, Any]:
     models = {}
     for name in dict.fromkeys([preset_a, preset_b]):
         if name not in catalog.installed_presets():
-            raise gr.Error(f"unknown model {name!r}; pick one of {catalog.installed_presets()}")
+            raise UserError(f"unknown model {name!r}; pick one of {catalog.installed_presets()}")
         try:
             models[name] = _classifier(name)
         except CheckpointError as err:
-            raise gr.Error(str(err)) from err
+            raise UserError(str(err)) from err
     first, *others = models.values()
     for other in others:
         if other.class_names != first.class_names or other.input_shape != first.input_shape:
-            raise gr.Error("the two models must share their classes and input size")
+            raise UserError("the two models must share their classes and input size")
     return models
 
 
@@ -405,14 +409,14 @@ def _explorer_input(
     """The input (1, C, H, W), its label y and a sentence on where it came from."""
     name, model = next(iter(models.items()))
     if class_name not in model.class_names:
-        raise gr.Error(f"pick a class: one of {model.class_names}")
+        raise UserError(f"pick a class: one of {model.class_names}")
     y = model.class_names.index(class_name)
     index = _whole("Index / seed", index, 0, 2**31 - 1)
     if source == "Test image":
         try:
             images, labels = _test_set(model.config["dataset"])
         except (FileNotFoundError, ValueError) as err:
-            raise gr.Error(
+            raise UserError(
                 f"the {model.config['dataset']} test set is not on this server "
                 f"({str(err).splitlines()[0]}); pick Class sample or Upload"
             ) from err
@@ -426,7 +430,7 @@ def _explorer_input(
         try:
             sampler = _classifier(sampler_name)
         except CheckpointError as err:
-            raise gr.Error(str(err)) from err
+            raise UserError(str(err)) from err
         if sampler.class_names != model.class_names:
             sampler_name, sampler = name, model
         sample = sampler.sample([y], 1, seed=index)
@@ -437,16 +441,16 @@ def _explorer_input(
         )
     if source == "Upload":
         if not upload:
-            raise gr.Error("upload an image first (or pick Test image / Class sample)")
+            raise UserError("upload an image first (or pick Test image / Class sample)")
         from hubmodels.explorer import to_model_input
 
         channels, size, _ = model.input_shape
         try:
             x, how = to_model_input(upload, channels, size)
         except ValueError as err:
-            raise gr.Error(f"that upload cannot be used: {err}") from err
+            raise UserError(f"that upload cannot be used: {err}") from err
         return x, y, f"your upload: {how} Its label for E(x, y) is {class_name}"
-    raise gr.Error(f"the input must be one of {EXPLORER_SOURCES}, got {source!r}")
+    raise UserError(f"the input must be one of {EXPLORER_SOURCES}, got {source!r}")
 
 
 def _enlarged(images: torch.Tensor) -> Image.Image:
@@ -519,17 +523,17 @@ def attack_energies(
 
     steps = _whole("Steps", steps, 1, MAX_ATTACK_STEPS)
     if epsilon is None or not math.isfinite(epsilon) or not 0 < epsilon <= MAX_EPSILON:
-        raise gr.Error(f"ε must be in (0, {MAX_EPSILON}], got {epsilon}")
+        raise UserError(f"ε must be in (0, {MAX_EPSILON}], got {epsilon}")
     models = _explorer_models(preset_a, preset_b)
     x, y, origin = _explorer_input(models, source, class_name, index, upload)
     class_names = next(iter(models.values())).class_names
     target = None
     if targeted:
         if target_name not in class_names:
-            raise gr.Error(f"pick a target class: one of {class_names}")
+            raise UserError(f"pick a target class: one of {class_names}")
         target = class_names.index(target_name)
         if target == y:
-            raise gr.Error("the target class must differ from the input's class")
+            raise UserError("the target class must differ from the input's class")
     traces: dict[str, list] = {}
     for name, model in models.items():
         traces[name] = []
@@ -669,7 +673,7 @@ def _inverter(kind: str):
             _inverters[kind] = f"{err}"
     found = _inverters[kind]
     if isinstance(found, str):
-        raise gr.Error(f"No encoder could be loaded: {found}. {HOW_TO_CONFIGURE}")
+        raise UserError(f"No encoder could be loaded: {found}. {HOW_TO_CONFIGURE}")
     return found
 
 
@@ -720,7 +724,7 @@ def _invert(
                     progress((step, steps), desc="inverting")
                 yield to_pil(image)[0], f"Step {step} of {steps}: loss {loss:.4f}", None
     except ImageInputError as err:
-        raise gr.Error(str(err)) from err
+        raise UserError(str(err)) from err
     out = payload
     path = save_png(
         out.images[0], _output_dir() / f"{out.settings['task']}-{seed}.png", out.settings
@@ -773,7 +777,7 @@ def text_to_image(
 ) -> Iterator[tuple]:
     """The /text_to_image API: ``CLIPInverter.text_to_image``."""
     if not prompt or not prompt.strip():
-        raise gr.Error("The prompt is empty: describe the image you want.")
+        raise UserError("The prompt is empty: describe the image you want.")
 
     def call(inverter, **kw):
         return inverter.text_to_image(prompt, negative or None, **kw)
@@ -790,7 +794,7 @@ def reconstruct(
 ) -> Iterator[tuple]:
     """The /reconstruct API: ``CLIPInverter.reconstruct`` of an uploaded image."""
     if not image:
-        raise gr.Error("Upload an image to reconstruct.")
+        raise UserError("Upload an image to reconstruct.")
     yield from _invert(
         "image", lambda inverter, **kw: inverter.reconstruct(image, **kw), steps, seed, progress
     )
@@ -807,13 +811,13 @@ def style_transfer(
 ) -> Iterator[tuple]:
     """The /style_transfer API: ``CLIPInverter.style_transfer`` toward a text or an image."""
     if not content:
-        raise gr.Error("Upload a content image.")
+        raise UserError("Upload a content image.")
     if style_image:
         style, kind = style_image, "image"
     elif style_text and style_text.strip():
         style, kind = style_text, "clip"
     else:
-        raise gr.Error("Give a style: a text such as 'an oil painting', or a style image.")
+        raise UserError("Give a style: a text such as 'an oil painting', or a style image.")
     call = lambda inverter, **kw: inverter.style_transfer(content, style, **kw)  # noqa: E731
     yield from _invert(kind, call, steps, seed, progress)
 

@@ -404,6 +404,16 @@ def test_explorer_endpoints_over_http(tmp_path_factory, tmp_path):
         assert "a Coat sample" in report
 
 
+def test_a_visitors_mistake_is_not_logged_as_a_traceback(capfd, tmp_path_factory):
+    app = _load_app()
+    with _served(app, tmp_path_factory.mktemp("downloads"), queue_size=4) as client:
+        capfd.readouterr()
+        with pytest.raises(Exception, match="upload an image first"):
+            client.predict(*EXPLORE, "Upload", "Coat", 0, None, api_name="/energy_report")
+        logged = capfd.readouterr()
+    assert "Traceback" not in logged.err + logged.out
+
+
 # ---------------------------------------------------------------------------- CLIP^-1 tabs
 @pytest.fixture
 def clip_env(monkeypatch, tiny_clip):
