@@ -266,10 +266,15 @@ def sample_classes(
     out = payload
     names = [model.class_names[y] for y in dict.fromkeys(out.labels)]
     mean_steps = sum(out.steps) / len(out.steps)
+    took = (
+        f"{out.steps[0]} steps each"
+        if min(out.steps) == max(out.steps)
+        else f"{mean_steps:.1f} steps on average, {min(out.steps)}-{max(out.steps)} (cap {steps})"
+    )
     status = (
-        f"**{len(out.labels)} samples** of {', '.join(names)} from `{preset}`, seed {seed}: "
-        f"start `{init}`, guidance {settings['guidance']}, adaptive stop "
-        f"{settings['adaptive_stop']}, {mean_steps:.1f} steps on average (cap {steps}). "
+        f"**{_count(len(out.labels), 'sample')}** of {', '.join(names)} from `{preset}`, seed "
+        f"{seed}: start `{init}`, energy guidance {_on(settings['guidance'])}, adaptive stop "
+        f"{_on(settings['adaptive_stop'])}, {took}. "
         f"Reproduce: `RobustClassifier.from_pretrained({preset!r}).sample({names!r}, {n}, "
         f"seed={seed}, init={init!r}, guidance={settings['guidance']}, "
         f"adaptive_stop={settings['adaptive_stop']}, steps={steps})`"
@@ -284,6 +289,14 @@ def sample_classes(
     record = dict(task="class_sampling", model=preset, classes=names, n_per_class=n, seed=seed)
     path = save_png(grid, _output_dir() / f"samples-{preset}-{seed}.png", {**record, **settings})
     yield grid, status, str(path)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _seed_input() -> gr.Number:
@@ -361,14 +374,7 @@ def sampling_tab() -> None:
             label="Examples: the default sampler, DER's guidance with adaptive stop, and the "
             "noise start that fails",
         )
-    run.click(
-        sample_classes,
-        inputs=inputs,
-        outputs=[grid, status, download],
-        api_name="class_sampling",
-        concurrency_id="heavy",
-        concurrency_limit=2,
-    )
+    _wire(run, sample_classes, inputs, [grid, status, download], "class_sampling")
 
 
 # ---------------------------------------------------------------------------- Energy explorer tab
@@ -627,22 +633,9 @@ def explorer_tab() -> None:
             label="Examples (they fill the inputs; press Show energies or Attack): a test "
             "image, a generated bag, and a photo of a person, which is no garment",
         )
-    show.click(
-        explore_energies,
-        inputs=inputs,
-        outputs=[picture, figure, report],
-        api_name="energy_report",
-        concurrency_id="heavy",
-        concurrency_limit=2,
-    )
-    attack.click(
-        attack_energies,
-        inputs=inputs + [targeted, target, epsilon, steps],
-        outputs=[picture, shifts, report],
-        api_name="energy_attack",
-        concurrency_id="heavy",
-        concurrency_limit=2,
-    )
+    _wire(show, explore_energies, inputs, [picture, figure, report], "energy_report")
+    attack_inputs = inputs + [targeted, target, epsilon, steps]
+    _wire(attack, attack_energies, attack_inputs, [picture, shifts, report], "energy_attack")
 
 
 # ---------------------------------------------------------------------------- CLIP^-1 tabs
@@ -843,6 +836,12 @@ def _results() -> list:
 
 
 def _wire(button, function, inputs, outputs, api_name: str) -> None:
+    """Run ``function`` on click, two at a time across the Space, under ``api_name``.
+
+    The click first clears the outputs (at once, outside the queue), so a run that fails never
+    leaves the previous result on screen as if it were the answer.
+    """
+    button.click(lambda: [None] * len(outputs), outputs=outputs, queue=False, api_name=False)
     button.click(
         function,
         inputs=inputs,

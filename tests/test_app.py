@@ -177,6 +177,7 @@ def test_class_sampling_streams_previews_then_the_grid():
     scale, side = app.GRID_SCALE, 28 + 2
     assert grid.size == ((3 * side + 2) * scale, (2 * side + 2) * scale)  # 3 per row, 2 classes
     assert "6 samples" in status and "Sneaker, Bag" in status and "seed 0" in status
+    assert "energy guidance on, adaptive stop off, 10 steps each" in status
     assert all(text.startswith("Sampling: step") for _, text, _ in updates[:-1])
     from hubmodels.inversion.images import read_png_settings
 
@@ -490,7 +491,7 @@ def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypa
     *_, (grid, status, _) = app.sample_classes(
         "fmnist-smallcnn-der", ["Bag"], 1, "pca", True, True, 2, 0
     )
-    assert "1 samples" in status
+    assert "**1 sample**" in status
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

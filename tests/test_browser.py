@@ -105,6 +105,11 @@ def test_energy_explorer_reports_then_streams_an_attack_in_chromium(served_app, 
             frames = page.evaluate("() => window.__frames")
             assert frames >= 5, f"the attack view changed only {frames} times: not streamed"
             page.screenshot(path=str(tmp_path / "explorer-attack.png"), full_page=True)
+            # A failing run clears what the last one showed: no stale report under an error.
+            page.get_by_role("radio", name="Upload").check()
+            page.get_by_role("button", name="Show energies").click()
+            page.get_by_text("upload an image first", exact=False).first.wait_for(timeout=30_000)
+            assert page.get_by_text("PGD (untargeted", exact=False).count() == 0
         finally:
             browser.close()
     for name in ("explorer-report.png", "explorer-attack.png"):
