@@ -115,11 +115,32 @@ def _push(args: argparse.Namespace) -> None:
     print(f"pushed {args.folder} to {args.repo_id}: {url}")
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Append "(default: X)" to each flag's help, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, argparse.SUPPRESS) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose ``--help`` shows the defaults; sub-parsers inherit it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _ShowDefaults)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hubmodels.training.config import add_train_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m hubmodels", description=__doc__)
-    commands = parser.add_subparsers(dest="verb", required=True)
+    parser = _Parser(
+        prog="python -m hubmodels",
+        description="Train, evaluate, sample from and push robust classifiers; invert CLIP. "
+        "Every verb also runs under `accelerate launch -m hubmodels ...`.",
+    )
+    commands = parser.add_subparsers(dest="verb", required=True)  # verbs are _Parsers too
 
     train = commands.add_parser("train", help="adversarially train a RobustClassifier")
     add_train_arguments(train)
@@ -128,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="clean / PGD / AutoAttack accuracy")
     evaluate.add_argument("--model", required=True, help="preset name, folder or hub id")
     evaluate.add_argument("--dataset", help="default: the checkpoint's dataset")
-    evaluate.add_argument("--data-root")
-    evaluate.add_argument("--download", action="store_true")
+    evaluate.add_argument("--data-root", help="folder holding the data")
+    evaluate.add_argument("--download", action="store_true", help="let torchvision download")
     evaluate.add_argument("--num-images", type=int, default=10000, help="test images to use")
     evaluate.add_argument(
         "--pgd-steps",
@@ -139,13 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="PGD step counts (none: skip PGD)",
     )
     evaluate.add_argument("--restarts", type=int, default=1, help="PGD random restarts")
-    evaluate.add_argument("--no-autoattack", action="store_true")
+    evaluate.add_argument("--no-autoattack", action="store_true", help="skip AutoAttack")
     evaluate.add_argument(
         "--autoattack-images", type=int, help="run AutoAttack on only the first N (it is slow)"
     )
     evaluate.add_argument("--epsilon", type=float, help="default: the checkpoint's threat model")
-    evaluate.add_argument("--norm", choices=["linf", "l2"])
-    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--norm", choices=["linf", "l2"], help="default: the checkpoint's")
+    evaluate.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
     evaluate.add_argument("--device", help="default: cuda if available, else cpu")
     evaluate.add_argument("--save-to", help="folder to write the checkpoint with its metrics")
     evaluate.set_defaults(run=_eval)
@@ -162,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reference.add_argument("--model", required=True, help="preset name, folder or hub id")
     reference.add_argument("--data", help="dataset of the registry (default: the model's)")
-    reference.add_argument("--data-root")
+    reference.add_argument("--data-root", help="folder holding the data")
     reference.add_argument("--num-images", type=int, default=10000, help="test images used")
-    reference.add_argument("--bins", type=int, default=60)
+    reference.add_argument("--bins", type=int, default=60, help="histogram bins")
     reference.add_argument("--tpr", type=float, default=0.95, help="in-distribution share kept")
     reference.add_argument("--out", help="folder to save to (default: --model when a folder)")
     reference.set_defaults(run=_fit_energy_reference)
@@ -187,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("folder")
     push.add_argument("repo_id", help="org/name")
     push.add_argument("--token", help="default: the cached login or HF_TOKEN")
-    push.add_argument("--private", action="store_true")
+    push.add_argument("--private", action="store_true", help="create the repo private")
     push.set_defaults(run=_push)
     return parser
 

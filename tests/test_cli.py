@@ -90,3 +90,31 @@ def test_bad_training_settings_are_refused(tmp_path, capsys):
     argv = ["train", "--schedule", "sometimes", "--output-dir", str(tmp_path / "run")]
     assert main(argv) == 2
     assert "unknown schedule" in capsys.readouterr().err
+
+
+VERBS = [
+    ["train"],
+    ["eval"],
+    ["fit-prior"],
+    ["fit-energy-reference"],
+    ["sample"],
+    ["invert", "text"],
+    ["build-bank"],
+    ["push"],
+]
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
+def test_every_verbs_help_says_what_to_type_without_the_source(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*verb, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ".md" not in text  # no RST, no file the user does not have
+    flags = [line for line in text.splitlines() if line.strip().startswith("--")]
+    if verb != ["push"]:
+        assert "(default: " in text
+    if verb == ["train"]:
+        assert "fashion-mnist, imagefolder, mnist" in " ".join(text.split())  # names, listed
+        assert "small_cnn, wrn-28-10" in " ".join(text.split())
+    assert flags

@@ -97,3 +97,22 @@ def test_unknown_class_is_one_clear_line(with_prior, tmp_path, capsys):
     argv = ["sample", "--model", str(with_prior), "--classes", "Hat", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "unknown class 'Hat'" in capsys.readouterr().err
+
+
+def test_sampling_a_fresh_run_says_how_to_fit_its_prior_before_any_work(tmp_path, capsys):
+    folder = tmp_path / "fresh"
+    RobustClassifier(dataset="fashion-mnist").save_pretrained(folder)
+    assert main(["sample", "--model", str(folder), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "has no sampling prior yet" in err and f"fit-prior --model {folder}" in err
+    assert "sampling" not in err.split("error:")[0]  # no progress bar came first
+    assert not (tmp_path / "s").exists()
+
+
+def test_fit_prior_uses_as_many_images_as_the_run_trained_on(tmp_path, capsys):
+    folder = tmp_path / "small-run"
+    RobustClassifier(dataset="fashion-mnist", training={"train_subset": 300}).save_pretrained(
+        folder
+    )
+    assert main(["fit-prior", "--model", str(folder), "--clusters", "1"]) == 0
+    assert "prior fitted on 300 images" in capsys.readouterr().out

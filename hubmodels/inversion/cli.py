@@ -30,10 +30,12 @@ def _add_inverter_arguments(parser: argparse.ArgumentParser) -> None:
         help="a saved CLIPInverter with its bank (folder or hub id); its settings are used, "
         "except --clip / --pretrained when given",
     )
-    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--resolution", type=int, default=224, help="encoder input size (px)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak lr of the layer sweep")
     parser.add_argument("--neighbours", type=int, default=32, help="k for Procrustes/blending")
-    parser.add_argument("--blend-weight", type=float, default=0.3)
+    parser.add_argument(
+        "--blend-weight", type=float, default=0.3, help="weight of the real-image blending loss"
+    )
 
 
 def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +52,9 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--style-image", help="style as an image file")
     for task in (text, recon, style):
         _add_inverter_arguments(task)
-        task.add_argument("--steps", type=int, default=400)
-        task.add_argument("--seed", type=int, default=0)
-        task.add_argument("--out", default="out.png")
+        task.add_argument("--steps", type=int, default=400, help="optimisation steps")
+        task.add_argument("--seed", type=int, default=0, help="same seed, same image")
+        task.add_argument("--out", default="out.png", help="PNG to write (settings inside)")
 
 
 def _inverter(args: argparse.Namespace):
@@ -98,11 +100,13 @@ def add_build_bank_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--captions", required=True, help='JSON lines {"file": , "caption": }')
     _add_inverter_arguments(parser)
     parser.add_argument("--out", required=True, help="folder for the saved CLIPInverter + bank")
-    parser.add_argument("--anchor-steps", type=int, default=500)
-    parser.add_argument("--anchor-resolution", type=int, default=64)
+    parser.add_argument("--anchor-steps", type=int, default=500, help="AWP fit steps per image")
+    parser.add_argument(
+        "--anchor-resolution", type=int, default=64, help="render size while fitting anchors"
+    )
     parser.add_argument("--gamma", type=float, default=5e-3, help="AWP radius (0: no AWP)")
     parser.add_argument("--blur-sigma", type=float, default=1.0, help="pixels at that resolution")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds every anchor fit")
     parser.add_argument("--push-to-hub", metavar="ORG/NAME")
 
 

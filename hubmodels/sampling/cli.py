@@ -18,20 +18,44 @@ from hubmodels.sampling.priors import INITS, PriorShape
 from hubmodels.sampling.sampler import SamplerSettings
 
 SAMPLE_BATCH = 100  # images per seeded work unit
+PRIOR_HELP = {
+    "components": "principal components of each class PCA",
+    "clusters": "k-means clusters per class (the local PCA mixture)",
+    "local_components": "principal components of each cluster's PCA",
+    "min_cluster_size": "smaller clusters are dissolved (no start is near one image)",
+    "retained_variance": "share of variance the kept components must explain",
+    "cluster_space": "cluster in pixel space or in the model's features",
+}
+SAMPLER_HELP = {
+    "scale": "spread of the start, in the prior's component standard deviations",
+    "steps": "SGLD steps (the cap, with --adaptive-stop)",
+    "step_size": "SGLD step size eta",
+    "momentum": "momentum of the SGLD update",
+    "noise_std": "standard deviation of the Langevin noise",
+    "guidance": "DER's energy guidance toward the class's real energy",
+    "adaptive_stop": "DER's adaptive stop: freeze a sample once its energy looks real",
+    "tolerance": "the stop's tolerance, in units of the class's real-energy std",
+    "reject": "drop samples the model does not classify as their class",
+}
 
 
 def add_fit_prior_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="preset name, folder or hub id")
     parser.add_argument("--data", help="dataset of the registry (default: the model's)")
-    parser.add_argument("--data-root")
-    parser.add_argument("--max-per-class", type=int, default=6000, help="training images used")
+    parser.add_argument("--data-root", help="folder holding the data (default: the registry's)")
+    parser.add_argument(
+        "--max-per-class",
+        type=int,
+        help="training images used per class (default: as many as the run trained on, "
+        "from its --train-subset, else all)",
+    )
     parser.add_argument(
         "--out",
         help="folder to save the model with its prior (default: --model when it is a folder)",
     )
     for f in dataclasses.fields(PriorShape):
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, type=type(f.default), default=f.default)
+        parser.add_argument(flag, type=type(f.default), default=f.default, help=PRIOR_HELP[f.name])
 
 
 def run_fit_prior(args: argparse.Namespace) -> None:
@@ -42,11 +66,13 @@ def run_fit_prior(args: argparse.Namespace) -> None:
     splits = load_dataset(args.data or model.config["dataset"], root=args.data_root, augment=False)
     train = splits.train
     labels = train.labels
+    num_classes = model.config["num_classes"]
+    per_class = args.max_per_class
+    subset = model.config["training"].get("train_subset")
+    if per_class is None and subset:  # a 1,000-image run: its prior needs no 59,000 images
+        per_class = max(1, int(subset) // num_classes)
     chosen = torch.cat(
-        [
-            torch.nonzero(labels == y).flatten()[: args.max_per_class]
-            for y in range(model.config["num_classes"])
-        ]
+        [torch.nonzero(labels == y).flatten()[:per_class] for y in range(num_classes)]
     )
     images = torch.stack([train[int(i)][0] for i in chosen])
     shape = PriorShape(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PriorShape)})
@@ -61,20 +87,27 @@ def run_fit_prior(args: argparse.Namespace) -> None:
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="preset name, folder or hub id")
-    parser.add_argument("--classes", nargs="*", help="names or indices (default: all)")
-    parser.add_argument("--n-per-class", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="samples")
-    parser.add_argument("--format", choices=["png", "npz"], default="png")
-    parser.add_argument("--init", choices=INITS, default=SamplerSettings.init)
+    parser.add_argument("--classes", nargs="*", help="class names or indices; all when omitted")
+    parser.add_argument("--n-per-class", type=int, default=16, help="samples of each class")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same images")
+    parser.add_argument("--out", default="samples", help="folder for the images")
+    parser.add_argument(
+        "--format", choices=["png", "npz"], default="png", help="PNGs and a grid, or arrays"
+    )
+    parser.add_argument(
+        "--init", choices=INITS, default=SamplerSettings.init, help="where sampling starts"
+    )
     for f in dataclasses.fields(SamplerSettings):
         if f.name == "init":
             continue
         flag = "--" + f.name.replace("_", "-")
+        text = SAMPLER_HELP[f.name]
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
+            )
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default)
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=text)
 
 
 def run_sample(args: argparse.Namespace) -> None:
@@ -86,6 +119,11 @@ def run_sample(args: argparse.Namespace) -> None:
 
     state = PartialState()
     model = RobustClassifier.from_pretrained(args.model, map_location=state.device)
+    if model.prior is None:  # say so before any progress bar, with the command that fixes it
+        raise ValueError(
+            f"{args.model} has no sampling prior yet (training does not fit one); run "
+            f"`python -m hubmodels fit-prior --model {args.model}` once, then sample"
+        )
     settings = SamplerSettings(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(SamplerSettings)}
     )

@@ -22,7 +22,7 @@ def _opt(help_text: str, default: Any, **kw: Any) -> Any:
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = _opt("data registry name (hubmodels.training.data.DATASETS)", "fashion-mnist")
+    dataset: str = _opt("dataset: {datasets}", "fashion-mnist")
     data_root: str | None = _opt("folder holding the data (default: the registry's own)", None)
     download: bool = _opt("let torchvision download CIFAR/SVHN/MNIST (needs internet)", False)
     val_size: int = _opt("training images held out for model selection", 1000)
@@ -30,13 +30,13 @@ class TrainConfig:
     augment: bool = _opt("random crop (+flip where it makes sense)", True)
     normalize: bool = _opt("store the dataset mean/std in the model (WEAT uses none)", False)
     # model
-    architecture: str = _opt("backbone (hubmodels.classifiers.ARCHITECTURES)", "small_cnn")
+    architecture: str = _opt("backbone: {architectures}", "small_cnn")
     # method
     method: str = _opt(
         "standard | pgd_at | trades | weat_adv | weat_nat | fgsm | rs_fgsm | n_fgsm", "weat_adv"
     )
     beta: float = _opt("TRADES/WEAT KL weight beta = 1/lambda", 6.0)
-    der_lambda: float = _opt("DER weight lambda; 0 disables DER (methods.md 3.3)", 0.0)
+    der_lambda: float = _opt("DER weight lambda; 0 disables DER", 0.0)
     der_form: str = _opt("DER penalty: squared | absolute | joint | hinge", "squared")
     der_weighted: bool = _opt("weight each DER term by the WEAT weight w(x)", False)
     # threat model and training attack
@@ -98,21 +98,27 @@ class TrainConfig:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per TrainConfig field; booleans get ``--x/--no-x``."""
+    """One ``--flag`` per TrainConfig field; booleans get ``--x/--no-x``. The help lists the
+    registered datasets and backbones by name, so ``--help`` alone says what to type."""
+    from hubmodels.classifiers.architectures import ARCHITECTURES
+    from hubmodels.training.data import DATASETS
+
+    names = {
+        "datasets": ", ".join(sorted(DATASETS)),
+        "architectures": ", ".join(sorted(ARCHITECTURES)),
+    }
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = f.type if isinstance(f.type, str) else f.type.__name__
+        text = f.metadata["help"].format(**names)
         if kind == "bool":
             parser.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=f.default,
-                help=f.metadata["help"],
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
             )
             continue
         base = kind.split("|")[0].strip()
         convert = {"int": int, "float": float, "str": str}[base]
-        parser.add_argument(flag, type=convert, default=f.default, help=f.metadata["help"])
+        parser.add_argument(flag, type=convert, default=f.default, help=text)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
