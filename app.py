@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import math
 import os
 import queue
@@ -31,6 +32,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -643,13 +645,27 @@ def explorer_tab() -> None:
 ENV_CLIP, ENV_PRETRAINED, ENV_BANK = "HUBMODELS_CLIP", "HUBMODELS_CLIP_PRETRAINED", "HUBMODELS_BANK"
 ENV_IMAGE_ENCODER, ENV_IMAGE_WEIGHTS = "HUBMODELS_IMAGE_ENCODER", "HUBMODELS_IMAGE_ENCODER_WEIGHTS"
 ENV_RESOLUTION, ENV_STEPS = "HUBMODELS_RESOLUTION", "HUBMODELS_STEPS"
+# For the Space's operator (README and the server log), never shown to a visitor.
 HOW_TO_CONFIGURE = (
-    f"Set `{ENV_CLIP}` (open_clip model, default ViT-B-32) and `{ENV_PRETRAINED}` (a tag such as "
-    f"`openai`, which needs internet or the Hugging Face cache, or a local weights file), and "
-    f"optionally `{ENV_BANK}` (a saved CLIPInverter with its anchor bank). Reconstruction and "
-    f"style images also work with any image encoder: `{ENV_IMAGE_ENCODER}=timm:efficientnet_lite0` "
-    f"and `{ENV_IMAGE_WEIGHTS}=<weights file>`."
+    f"Set {ENV_CLIP} (open_clip model, default ViT-B-32) and {ENV_PRETRAINED} (a tag such as "
+    f"openai, which needs internet or the Hugging Face cache, a local weights file, or random), "
+    f"and optionally {ENV_BANK} (a saved CLIPInverter with its anchor bank); reconstruction and "
+    f"style images also take any image encoder: {ENV_IMAGE_ENCODER}=timm:efficientnet_lite0 and "
+    f"{ENV_IMAGE_WEIGHTS}=<weights file>."
 )
+
+
+def _encoder_note() -> str:
+    """What the CLIP tabs run on, told to the visitor."""
+    clip = os.environ.get(ENV_CLIP, "ViT-B-32")
+    pretrained = os.environ.get(ENV_PRETRAINED, "openai")
+    weights = "random weights (a demonstration: the images mean nothing)"
+    if pretrained != "random":
+        weights = f"the {Path(pretrained).name} weights"
+    bank = " and its anchor bank (the full CLIP⁻¹ method)" if os.environ.get(ENV_BANK) else ""
+    return f"Runs on {clip} with {weights}{bank}."
+
+
 _inverters: dict[str, Any] = {}  # kind -> CLIPInverter, or the reason it could not be loaded
 
 
@@ -659,15 +675,29 @@ def _inverter(kind: str):
     A failure is remembered too, so every request says why at once instead of retrying a
     download that cannot succeed.
     """
+    if kind == "image" and not os.environ.get(ENV_IMAGE_ENCODER):
+        kind = "clip"  # the same encoder: load (or fail) once, not once per tab
     if kind not in _inverters:
         try:
             _inverters[kind] = _load_inverter(kind)
         except (CheckpointError, ValueError, OSError) as err:
             _inverters[kind] = f"{err}"
+            logging.getLogger("hubmodels.space").warning(
+                "CLIP tabs disabled: %s. %s", err, HOW_TO_CONFIGURE
+            )
     found = _inverters[kind]
     if isinstance(found, str):
-        raise UserError(f"No encoder could be loaded: {found}. {HOW_TO_CONFIGURE}")
+        raise UserError(
+            "This Space cannot run CLIP⁻¹ right now: its encoder could not be loaded "
+            f"({_first_sentence(found)}). Class sampling and the Energy explorer work offline."
+        )
     return found
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The gist of an error for a visitor; the whole of it goes to the server log."""
+    first = text.strip().splitlines()[0] if text.strip() else "unknown reason"
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _load_inverter(kind: str):
@@ -853,7 +883,7 @@ def _wire(button, function, inputs, outputs, api_name: str) -> None:
 
 
 def text_to_image_tab() -> None:
-    gr.Markdown(f"A frozen CLIP as a decoder (CLIP⁻¹). {HOW_TO_CONFIGURE}")
+    gr.Markdown(f"A frozen CLIP as a decoder (CLIP⁻¹). {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
             prompt = gr.Textbox(label="Prompt", placeholder="a lighthouse at dusk")
@@ -870,7 +900,7 @@ def text_to_image_tab() -> None:
 
 
 def reconstruction_tab() -> None:
-    gr.Markdown(f"An image rendered from its embedding alone. {HOW_TO_CONFIGURE}")
+    gr.Markdown(f"An image rendered from its embedding alone. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
             image = gr.Image(label="Image", type="filepath", format="png")
@@ -882,7 +912,7 @@ def reconstruction_tab() -> None:
 
 
 def style_transfer_tab() -> None:
-    gr.Markdown(f"Keep the layout, move the look. {HOW_TO_CONFIGURE}")
+    gr.Markdown(f"Keep the layout, move the look. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
             content = gr.Image(label="Content image", type="filepath", format="png")
@@ -912,12 +942,13 @@ MAX_UPLOAD = "25mb"  # a photo, not an archive; larger images are downscaled any
 # bigger uploads than MAX_UPLOAD are refused with gradio's own message.
 LAUNCH_OPTIONS = dict(show_error=True, max_file_size=MAX_UPLOAD)
 # (tab label, function that builds it): a new tab is one function and one line here.
+# The tabs that work offline on the embedded presets come first: every visitor can use them.
 TABS: list[tuple[str, Callable[[], None]]] = [
+    ("Class sampling", sampling_tab),
+    ("Energy explorer", explorer_tab),
     ("Text-to-image", text_to_image_tab),
     ("Reconstruction", reconstruction_tab),
     ("Style transfer", style_transfer_tab),
-    ("Class sampling", sampling_tab),
-    ("Energy explorer", explorer_tab),
     ("Models", models_tab),
 ]
 

@@ -486,8 +486,18 @@ def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypa
     monkeypatch.setenv("HUBMODELS_CLIP", "ViT-B-32")
     monkeypatch.delenv("HUBMODELS_CLIP_PRETRAINED", raising=False)  # "openai": needs a download
     app = _load_app()
-    with pytest.raises(gr.Error, match="HUBMODELS_CLIP_PRETRAINED"):
+    calls = []
+    real_load = app._load_inverter
+    monkeypatch.setattr(app, "_load_inverter", lambda kind: calls.append(kind) or real_load(kind))
+    with pytest.raises(gr.Error, match="cannot run CLIP⁻¹ right now") as err:
         list(app.text_to_image("a cat", "", 2, 0))
+    message = str(err.value)
+    assert "`" not in message and "HUBMODELS_" not in message  # for the visitor, not the operator
+    assert "work offline" in message and len(message) < 400
+    photo = app._example_photo()
+    with pytest.raises(gr.Error, match="cannot run CLIP⁻¹ right now"):
+        list(app.reconstruct(photo, 2, 0))  # the same failure, remembered: no second load
+    assert calls == ["clip"]
     *_, (grid, status, _) = app.sample_classes(
         "fmnist-smallcnn-der", ["Bag"], 1, "pca", True, True, 2, 0
     )

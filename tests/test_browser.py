@@ -21,12 +21,12 @@ FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-TABS = [
+TABS = [  # in the Space's order: the offline tabs first
+    "Class sampling",
+    "Energy explorer",
     "Text-to-image",
     "Reconstruction",
     "Style transfer",
-    "Class sampling",
-    "Energy explorer",
     "Models",
 ]
 
@@ -114,3 +114,19 @@ def test_energy_explorer_reports_then_streams_an_attack_in_chromium(served_app, 
             browser.close()
     for name in ("explorer-report.png", "explorer-attack.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_a_phone_visitor_lands_on_a_tab_that_works_offline(served_app, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(served_app, wait_until="networkidle")
+            first = page.get_by_role("tab", name="Class sampling")
+            assert first.is_visible() and first.get_attribute("aria-selected") == "true"
+            assert page.get_by_role("button", name="Sample", exact=True).is_visible()
+            page.screenshot(path=str(tmp_path / "phone.png"), full_page=False)
+        finally:
+            browser.close()
