@@ -97,23 +97,20 @@ def models_tab() -> None:
         value=catalog.preset_rows(),
         headers=catalog.COLUMNS,
         interactive=False,
-        wrap=True,
+        wrap=False,  # wrapping broke headers mid-word ("architectu re"); the table scrolls
         label="Installed presets",
         visible=bool(names),
     )
     first = names[0] if names else None
     card, plot = show_model(first) if first else ("", None)
     choice = gr.Dropdown(choices=names, value=first, label="Model", visible=bool(names))
-    with gr.Row(visible=bool(names)):
-        card_md = gr.Markdown(card, label="Model card", container=True, scale=3)
+    # Stacked, not side by side: a card's code and tables need the full width. The plot's
+    # title says what it is; a label would cover it.
+    with gr.Column(visible=bool(names)):
         plot_img = gr.Image(
-            plot,
-            label="Training: delta energy and PGD validation error",
-            type="pil",
-            format="png",
-            interactive=False,
-            scale=2,
+            plot, show_label=False, type="pil", format="png", interactive=False, height=360
         )
+        card_md = gr.Markdown(card, container=True)
     choice.change(show_model, inputs=choice, outputs=[card_md, plot_img], api_name="model_card")
 
 
@@ -341,7 +338,8 @@ def sampling_tab() -> None:
             seed = _seed_input()
             run = gr.Button("Sample", variant="primary")
         with gr.Column(scale=2):
-            grid = gr.Image(label="Samples (one row per class)", type="pil", format="png")
+            gr.Markdown("**Samples**, one row per class")  # a label would cover a sample
+            grid = gr.Image(show_label=False, type="pil", format="png")
             status = gr.Markdown()
             download = gr.File(label="PNG with its settings in the metadata")
     preset.change(

@@ -141,12 +141,15 @@ def model_card_markdown(name: str) -> str:
     Falls back to a card rendered from ``config.json`` when the folder has no README.md, so a
     preset is never shown without its recipe and numbers.
     """
+    from hubmodels.classifiers.model_card import SOURCE_PLACEHOLDER, render_model_card
+
     card = preset_folder(name) / CARD_NAME
     if card.is_file():
-        return strip_front_matter(card.read_text(encoding="utf-8"))
-    from hubmodels.classifiers.model_card import render_model_card
-
-    return strip_front_matter(str(render_model_card(preset_config(name))))
+        text = card.read_text(encoding="utf-8")
+    else:
+        text = str(render_model_card(preset_config(name)))
+    # A preset loads by its name: show the snippet that works as written.
+    return strip_front_matter(text).replace(SOURCE_PLACEHOLDER, name)
 
 
 def training_plot_path(name: str) -> Path | None:

@@ -84,3 +84,13 @@ def test_robust_presets_resist_pgd_where_the_standard_one_does_not(name, pgd_acc
     # A quick check that the shipped weights are the adversarially trained ones: the recorded
     # PGD-20 test accuracies are 71-77 points apart, so 30 points leaves room for noise.
     assert pgd_accuracy_on_200(name) > pgd_accuracy_on_200(STANDARD) + 0.3
+
+
+def test_the_standard_presets_card_does_not_call_it_robust_and_cards_name_their_preset():
+    from hubmodels import presets_catalog as catalog
+
+    standard = catalog.model_card_markdown("fmnist-smallcnn-standard")
+    assert "A robust classifier" not in standard and "no adversarial training" in standard
+    assert 'RobustClassifier.from_pretrained("fmnist-smallcnn-standard")' in standard
+    weat = catalog.model_card_markdown("fmnist-smallcnn-weat")
+    assert weat.count("A robust classifier") == 1 and "<this repo" not in weat

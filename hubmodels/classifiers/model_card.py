@@ -43,6 +43,20 @@ def _table(rows: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SOURCE_PLACEHOLDER = "<this repo or folder>"  # where the card lives; a catalog fills in the name
+
+
+def _summary(method: str) -> str:
+    """The card's first sentence: a standard model must not be called robust."""
+    reading = "read as an energy-based model: E(x) = -logsumexp f(x) and E(x, y) = -f(x)[y]."
+    if method == "standard":
+        return (
+            "A standard classifier (no adversarial training: the non-robust reference, which "
+            f"attacks break and which does not generate), {reading}"
+        )
+    return f"A robust classifier {reading}"
+
+
 def render_model_card(config: dict[str, Any]) -> ModelCard:
     """Build the README.md (YAML metadata + body) for a checkpoint config."""
     training = config.get("training") or {}
@@ -69,13 +83,11 @@ def render_model_card(config: dict[str, Any]) -> ModelCard:
     body = [
         f"# {config['architecture']} on {dataset}, trained with {method}",
         "",
-        "A robust classifier read as an energy-based model: E(x) = -logsumexp f(x) and "
-        "E(x, y) = -f(x)[y]. Load it with "
-        "[hubmodels](https://github.com/hubmodels/hubmodels):",
+        _summary(method) + " Load it with [hubmodels](https://github.com/hubmodels/hubmodels):",
         "",
         "```python",
         "from hubmodels import RobustClassifier",
-        'clf = RobustClassifier.from_pretrained("<this repo or folder>")',
+        f'clf = RobustClassifier.from_pretrained("{SOURCE_PLACEHOLDER}")',
         "logits = clf(x)          # x in [0, 1], shape (N, "
         f"{config['in_channels']}, {config['image_size']}, {config['image_size']})",
         "energy = clf.energy(x)   # marginal energy; clf.energy(x, y) for the joint one",
