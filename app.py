@@ -588,7 +588,10 @@ def explorer_tab() -> None:
     names = catalog.installed_presets()
     robust = "fmnist-smallcnn-weat" if "fmnist-smallcnn-weat" in names else (names or [None])[-1]
     standard = "fmnist-smallcnn-standard" if "fmnist-smallcnn-standard" in names else robust
-    class_names = catalog.class_names(standard) if standard else []
+    try:
+        class_names = catalog.class_names(standard) if standard else []
+    except CheckpointError:  # a broken preset must not stop the Space; using it says why
+        class_names = []
     gr.Markdown(
         "A classifier is an energy-based model: E(x, y) = −f(x)[y] for each class and "
         "E(x) = −logsumexp f(x), lower for inputs the model finds likely. Energies also flag "

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub.constants
 import torch
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_session, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -105,9 +106,25 @@ def resolve_checkpoint(
         revision=revision,
         cache_dir=cache_dir,
         force_download=force_download,
-        local_files_only=local_files_only,
         token=token,
     )
+    if not force_download:  # the cache first: a cached checkpoint loads with no network at all
+        try:
+            config_path = Path(
+                hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **kwargs)
+            )
+            weights_path = Path(
+                hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **kwargs)
+            )
+            return read_config(config_path), weights_path
+        except (LocalEntryNotFoundError, EntryNotFoundError):
+            pass
+    reason = "local_files_only=True" if local_files_only else hub_unreachable()
+    if reason:  # fail now, in one sentence, rather than after a minute of retries
+        raise CheckpointError(
+            f"{source!r} is not in the local cache and the Hugging Face Hub cannot be reached "
+            f"({reason})"
+        )
     try:
         config_path = Path(hf_hub_download(filename=CONFIG_NAME, **kwargs))
         weights_path = Path(hf_hub_download(filename=WEIGHTS_NAME, **kwargs))
@@ -124,6 +141,29 @@ def resolve_checkpoint(
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
     return read_config(config_path), weights_path
+
+
+HUB_PROBE_TIMEOUT = 3.0  # seconds; a reachable Hub answers a HEAD request far sooner
+_probed: dict[str, str | None] = {}  # endpoint -> why it could not be reached (None: it could)
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached now, or None when it can.
+
+    Offline mode (``HF_HUB_OFFLINE``) answers at once. Otherwise one HEAD request with a short
+    timeout decides, once per process: a machine without network then fails every hub load in
+    seconds, where each download would spend about a minute on retries.
+    """
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return "offline mode: HF_HUB_OFFLINE is set"
+    endpoint = huggingface_hub.constants.ENDPOINT
+    if endpoint not in _probed:
+        try:
+            get_session().head(endpoint, timeout=HUB_PROBE_TIMEOUT)
+            _probed[endpoint] = None
+        except Exception as err:  # any transport failure (DNS, refused, timeout): unreachable
+            _probed[endpoint] = f"{endpoint} did not answer: {type(err).__name__}"
+    return _probed[endpoint]
 
 
 def _read_local(folder: Path) -> tuple[dict[str, Any], Path]:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hubmodels.hub import CheckpointError
+from hubmodels.hub import CheckpointError, hub_unreachable
 from hubmodels.inversion.patch_embedding import use_matmul_patch_embeddings
 
 if TYPE_CHECKING:
@@ -271,7 +271,11 @@ def _check_open_clip_source(model_name: str, pretrained: str) -> None:
     import open_clip
 
     arch = model_name.replace("/", "-")  # open_clip accepts "ViT-B/32" for "ViT-B-32"
-    if open_clip.get_pretrained_cfg(arch, pretrained) or os.path.isfile(pretrained):
+    if os.path.isfile(pretrained):
+        return
+    config = open_clip.get_pretrained_cfg(arch, pretrained)
+    if config:
+        _check_tag_reachable(model_name, pretrained, config)
         return
     tags = open_clip.list_pretrained_tags_by_model(arch)
     looks_like_path = os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)
@@ -281,6 +285,28 @@ def _check_open_clip_source(model_name: str, pretrained: str) -> None:
         f"file path, one of its tags ({', '.join(tags) or 'none registered'}; they download, "
         "so need network or the cache), or an 'hf-hub:org/repo' model name"
     )
+
+
+OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def _check_tag_reachable(model_name: str, tag: str, config: dict) -> None:
+    """A tag's weights come from the Hub: when they are not cached and the Hub cannot be
+    reached, say so at once instead of after open_clip's minute of download retries."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = str(config.get("hf_hub") or "").strip("/")
+    if not repo:
+        return  # weights from a plain URL: open_clip's own error is the best we can give
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in OPEN_CLIP_WEIGHT_FILES):
+        return
+    reason = hub_unreachable()
+    if reason:
+        raise CheckpointError(
+            f"the {tag} weights of {model_name} are not in the local cache and the Hugging "
+            f"Face Hub cannot be reached ({reason}); pass a local weights file, or an "
+            "'hf-hub:org/repo' model that is in the cache"
+        )
 
 
 def _square_size(size: int | Sequence[int], model_name: str) -> int:
