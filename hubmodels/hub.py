@@ -226,24 +226,35 @@ def check_weights_header(
         raise CheckpointError(
             f"{weights_path} is not a readable safetensors file (corrupt or truncated?): {err}"
         ) from err
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
+    problems = layout_problems({k: tuple(v.shape) for k, v in expected.items()}, shapes)
+    if problems:
+        raise CheckpointError(
+            f"{weights_path} does not match the model its config describes; " + "; ".join(problems)
+        )
+
+
+def layout_problems(
+    expected: dict[str, tuple[int, ...]],
+    found: dict[str, tuple[int, ...]],
+    against: str = "model",
+) -> list[str]:
+    """Missing, unexpected and mis-shaped tensors of a file (``found``: name -> shape) against
+    what ``against`` expects, as sentences; an empty list when the layouts agree."""
     problems = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     if missing:
         problems.append(f"missing tensors: {_short_list(missing)}")
     if unexpected:
         problems.append(f"unexpected tensors: {_short_list(unexpected)}")
     mis_shaped = [
-        f"{k}: file {shapes[k]} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(shapes))
-        if shapes[k] != tuple(expected[k].shape)
+        f"{k}: file {found[k]} vs {against} {expected[k]}"
+        for k in sorted(set(expected) & set(found))
+        if found[k] != expected[k]
     ]
     if mis_shaped:
         problems.append(f"mis-shaped tensors: {_short_list(mis_shaped)}")
-    if problems:
-        raise CheckpointError(
-            f"{weights_path} does not match the model its config describes; " + "; ".join(problems)
-        )
+    return problems
 
 
 def load_state_dict_strict(
@@ -267,21 +278,10 @@ def load_state_dict_strict(
         ) from err
     if ignore_prefixes:
         tensors = {k: v for k, v in tensors.items() if not k.startswith(ignore_prefixes)}
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_short_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors: {_short_list(unexpected)}")
-    shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
-    ]
-    if shapes:
-        problems.append(f"mis-shaped tensors: {_short_list(shapes)}")
+    problems = layout_problems(
+        {k: tuple(v.shape) for k, v in module.state_dict().items()},
+        {k: tuple(v.shape) for k, v in tensors.items()},
+    )
     non_finite = [
         k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
     ]

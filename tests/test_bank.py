@@ -123,7 +123,7 @@ def test_failed_save_leaves_the_old_bank(saved, monkeypatch):
             f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr("hubmodels.inversion.bank.save_file", broken_save)
+    monkeypatch.setattr("hubmodels.inversion.bank.save_safetensors", broken_save)
     with pytest.raises(OSError, match="disk full"):
         AnchorBank(**_parts(m=3, seed=7)).save(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
@@ -205,7 +205,9 @@ def test_load_refuses_size_mismatch(saved):
     _, folder = saved
     config = _edit_json(folder, size=M + 1)
     _edit_json(folder, captions=config["captions"] + ["one more"])
-    with pytest.raises(CheckpointError, match="disagree with bank.json.*image_embeds"):
+    with pytest.raises(
+        CheckpointError, match="mis-shaped tensors: .*image_embeds: file .* vs bank.json"
+    ):
         AnchorBank.load(folder)
     _edit_json(folder, size=M + 1, captions=config["captions"][:M])
     with pytest.raises(CheckpointError, match=f"{M} captions but says size {M + 1}"):

@@ -179,27 +179,17 @@ def test_every_preset_carries_a_reference_that_accepts_its_test_data(name, test_
     assert noise.percentile.mean() > report.percentile.mean()  # noise sits higher in energy
 
 
+def _fit_energy_reference(*flags: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hubmodels", "fit-energy-reference", *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 def test_fit_energy_reference_cli_writes_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "model"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hubmodels",
-            "fit-energy-reference",
-            "--model",
-            "fmnist-smallcnn-standard",
-            "--num-images",
-            "300",
-            "--bins",
-            "20",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _fit_energy_reference(
+        "--model", "fmnist-smallcnn-standard", "--num-images", "300", "--bins", "20",
+        "--out", str(out),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "OOD when E(x) >" in result.stdout
     model = RobustClassifier.from_pretrained(out)
@@ -208,21 +198,7 @@ def test_fit_energy_reference_cli_writes_a_loadable_checkpoint(tmp_path):
 
 
 def test_fit_energy_reference_cli_will_not_write_into_a_preset():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hubmodels",
-            "fit-energy-reference",
-            "--model",
-            "fmnist-smallcnn-standard",
-            "--num-images",
-            "10",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _fit_energy_reference("--model", "fmnist-smallcnn-standard", "--num-images", "10")
     assert result.returncode == 2 and "pass --out DIR" in result.stderr
 
 

@@ -36,7 +36,13 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from hubmodels.hub import CheckpointError, _short_list, read_config, save_safetensors
+from hubmodels.hub import (
+    CheckpointError,
+    _short_list,
+    layout_problems,
+    read_config,
+    save_safetensors,
+)
 
 BANK_WEIGHTS = "bank.safetensors"
 BANK_CONFIG = "bank.json"
@@ -268,20 +274,9 @@ class AnchorBank:
             expected["text_embeds"] = (size, dim)
         for name, shape in config["anchor_shapes"].items():
             expected[ANCHOR_PREFIX + name] = (size, *shape)
-        problems = []
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing:
-            problems.append(f"missing tensors: {_short_list(missing)}")
-        if unexpected:
-            problems.append(f"unexpected tensors: {_short_list(unexpected)}")
-        shapes = [
-            f"{key}: file {tuple(tensors[key].shape)} vs {BANK_CONFIG} {expected[key]}"
-            for key in sorted(set(expected) & set(tensors))
-            if tuple(tensors[key].shape) != expected[key]
-        ]
-        if shapes:
-            problems.append(f"shapes that disagree with {BANK_CONFIG}: {_short_list(shapes)}")
+        problems = layout_problems(
+            expected, {k: tuple(t.shape) for k, t in tensors.items()}, against=BANK_CONFIG
+        )
         not_float = sorted(k for k, t in tensors.items() if not t.is_floating_point())
         if not_float:
             problems.append(f"non-floating tensors: {_short_list(not_float)}")
