@@ -846,6 +846,18 @@ def style_transfer(
     yield from _invert(kind, call, steps, seed, progress)
 
 
+class ImageUpload(gr.Image):
+    """``gr.Image`` for uploads: a file that is not an image gets one sentence naming it, where
+    gradio's own message would show the server's temporary path."""
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError too
+            name = getattr(payload, "orig_name", None) or "the upload"
+            raise UserError(f"{name} is not an image this Space can read") from err
+
+
 def _example_photo() -> str:
     """A photo every install has: matplotlib's sample Grace Hopper portrait."""
     import matplotlib.cbook
@@ -904,7 +916,7 @@ def reconstruction_tab() -> None:
     gr.Markdown(f"An image rendered from its embedding alone. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image", type="filepath", format="png")
+            image = ImageUpload(label="Image", type="filepath", format="png")
             steps, seed = _seed_and_steps()
             run = gr.Button("Reconstruct", variant="primary")
         outputs = _results()
@@ -916,9 +928,9 @@ def style_transfer_tab() -> None:
     gr.Markdown(f"Keep the layout, move the look. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
-            content = gr.Image(label="Content image", type="filepath", format="png")
+            content = ImageUpload(label="Content image", type="filepath", format="png")
             style_text = gr.Textbox(label="Style as text", placeholder="an oil painting")
-            style_image = gr.Image(label="...or a style image", type="filepath", format="png")
+            style_image = ImageUpload(label="...or a style image", type="filepath", format="png")
             steps, seed = _seed_and_steps()
             run = gr.Button("Transfer", variant="primary")
         outputs = _results()

@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import resource
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def start_app():
     spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
     app = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = app  # as an import would: gradio reads its components' source
     spec.loader.exec_module(app)
     return app.serve_in_background()
 

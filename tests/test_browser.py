@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ pytestmark = [
 def served_app():
     spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
     app = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = app  # as an import would: gradio reads its components' source
     spec.loader.exec_module(app)
     demo, url = app.serve_in_background()
     yield url
