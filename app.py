@@ -2,7 +2,7 @@
 
 Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP used as a decoder
 (CLIP^-1). Each tab is one small function that lays out its components and wires them to one
-package call; no model code lives here (design.md 2). The tabs:
+package call; no model code lives here. The tabs:
 
 * **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
   encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
@@ -846,16 +846,25 @@ def style_transfer(
     yield from _invert(kind, call, steps, seed, progress)
 
 
-class ImageUpload(gr.Image):
+def _image_upload(**options: Any) -> gr.Image:
     """``gr.Image`` for uploads: a file that is not an image gets one sentence naming it, where
-    gradio's own message would show the server's temporary path."""
+    gradio's own message would show the server's temporary path.
 
-    def preprocess(self, payload: Any) -> Any:
+    The instance's ``preprocess`` is wrapped rather than subclassed: gradio writes a ``.pyi``
+    stub beside the source file of every component subclass.
+    """
+    component = gr.Image(type="filepath", format="png", **options)
+    preprocess = component.preprocess
+
+    def readable(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError too
             name = getattr(payload, "orig_name", None) or "the upload"
             raise UserError(f"{name} is not an image this Space can read") from err
+
+    component.preprocess = readable
+    return component
 
 
 def _example_photo() -> str:
@@ -916,7 +925,7 @@ def reconstruction_tab() -> None:
     gr.Markdown(f"An image rendered from its embedding alone. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
-            image = ImageUpload(label="Image", type="filepath", format="png")
+            image = _image_upload(label="Image")
             steps, seed = _seed_and_steps()
             run = gr.Button("Reconstruct", variant="primary")
         outputs = _results()
@@ -928,9 +937,9 @@ def style_transfer_tab() -> None:
     gr.Markdown(f"Keep the layout, move the look. {_encoder_note()}")
     with gr.Row():
         with gr.Column(scale=1):
-            content = ImageUpload(label="Content image", type="filepath", format="png")
+            content = _image_upload(label="Content image")
             style_text = gr.Textbox(label="Style as text", placeholder="an oil painting")
-            style_image = ImageUpload(label="...or a style image", type="filepath", format="png")
+            style_image = _image_upload(label="...or a style image")
             steps, seed = _seed_and_steps()
             run = gr.Button("Transfer", variant="primary")
         outputs = _results()

@@ -1,4 +1,4 @@
-"""Catastrophic overfitting (DER paper, methods.md 3.2-3.4) on Fashion-MNIST.
+"""Catastrophic overfitting (DER paper, docs/methods.md 3.2-3.4) on Fashion-MNIST.
 
 Single-step adversarial training with plain FGSM collapses at a large enough epsilon: the PGD
 accuracy falls to near zero within an epoch while the FGSM accuracy stays high. DER claims that
@@ -31,7 +31,7 @@ METHODS = {  # label -> trainer flags
 
 
 def der_variants(lambdas: list[float]) -> dict[str, list[str]]:
-    """FGSM+DER at other weights (methods.md 3.3 proposes sweeping lambda over 0.1 ... 10)."""
+    """FGSM+DER at other weights (docs/methods.md 3.3 proposes sweeping lambda over 0.1 ... 10)."""
     return {f"FGSM+DER{lam:g}": ["--method", "fgsm", "--der-lambda", str(lam)] for lam in lambdas}
 
 

@@ -1,4 +1,4 @@
-"""Energy analysis (WEAT sec. 3, methods.md 2.1): where do attacks move E(x) and E(x, y)?
+"""Energy analysis (WEAT sec. 3, docs/methods.md 2.1): where do attacks move E(x) and E(x, y)?
 
 WEAT reports, on CIFAR-10 with a standard model, that untargeted attacks (PGD, APGD-CE) *lower*
 the marginal energy E(x) while targeted attacks *raise* it, and that E(x, y) rises for all of

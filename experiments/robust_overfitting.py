@@ -1,4 +1,4 @@
-"""Robust overfitting (WEAT sec. 3, DER; methods.md 2.1, 3.4) on a Fashion-MNIST subset.
+"""Robust overfitting (WEAT sec. 3, DER; docs/methods.md 2.1, 3.4) on a Fashion-MNIST subset.
 
 A long multi-step AT schedule on little data overfits robustly: the PGD validation accuracy
 peaks and then falls while training accuracy keeps rising, and WEAT reports that dE(x) drifts

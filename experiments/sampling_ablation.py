@@ -267,8 +267,7 @@ def print_tables(out: Path) -> None:
         return
     print()
     print(
-        "| row | samples / training images | FID | KID | precision | recall | density "
-        "| coverage |"
+        "| row | samples / training images | FID | KID | precision | recall | density | coverage |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in inception:

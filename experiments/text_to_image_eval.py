@@ -1,6 +1,6 @@
 """Text-to-image quality of CLIP^-1 with real CLIP weights: FID, KID, CLIP score, IS.
 
-The protocol of methods.md 4.8 on any captioned image set (MS-COCO val2017 captions in the
+The protocol of docs/methods.md 4.8 on any captioned image set (MS-COCO val2017 captions in the
 paper): one image per caption, FID / KID against the real images of the same captions (centre
 crop, then the extractor's resize), CLIP score with a *different* CLIP than the one inverted, and
 IS when the extractor has logits (torch-fidelity's standard Inception does; the offline

@@ -1,9 +1,9 @@
 """Adversarial attacks on classifiers that take x in [0, 1] and return logits.
 
-One file for every attack the project trains or evaluates with (methods.md 1.2, 2.4, 3.4):
+One file for every attack the project trains or evaluates with (docs/methods.md 1.2, 2.4, 3.4):
 
 * ``pgd``     projected gradient descent, L-inf or L2, on cross-entropy (Madry et al. 2018),
-              on the TRADES KL (Zhang et al. 2019, the inner maximisation of methods.md 1.2),
+              on the TRADES KL (Zhang et al. 2019, the inner maximisation of docs/methods.md 1.2),
               or targeted; with random restarts that keep the worst case per sample.
 * ``fgsm``    one signed step of size eps from x (Goodfellow et al. 2015).
 * ``rs_fgsm`` uniform start in the eps-ball, step 1.25 eps, projection (Wong et al. 2020).
@@ -36,7 +36,7 @@ NORMS = ("linf", "l2")
 LOSSES = ("ce", "kl", "targeted")
 RANDOM_STARTS = ("uniform", "normal", "zero")
 
-# TRADES starts its inner maximisation from x + 0.001 * N(0, I) (methods.md 1.2, step 1).
+# TRADES starts its inner maximisation from x + 0.001 * N(0, I) (docs/methods.md 1.2, step 1).
 TRADES_INIT_STD = 0.001
 # Inputs may carry float noise from a normalise/denormalise round trip; more than this is a
 # caller bug (e.g. passing 0-255 images or already-normalised tensors).
@@ -49,7 +49,7 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put every submodule of ``model`` in eval mode; restore each one's own flag on exit.
 
-    Attacks use BatchNorm running statistics and no dropout (methods.md 1.2, "during the
+    Attacks use BatchNorm running statistics and no dropout (docs/methods.md 1.2, "during the
     attack the model is in eval mode"), so the attack neither depends on the batch it is in
     nor moves the running statistics. The previous ``training`` flag of *each* submodule is
     restored, not just the root's, so a model with deliberately frozen (eval) parts comes back
@@ -154,7 +154,7 @@ def _projector(x: torch.Tensor, eps: float, norm: str) -> Callable[[torch.Tensor
     Both sets are convex and, for these two norms, clipping after projecting lands in their
     intersection: L-inf is a box (one clamp against precomputed bounds) and clipping an L2
     perturbation only shrinks its coordinates. The L2 projection rescales each sample's own
-    delta; renorming the whole batch or image (methods.md 2.8 item 6) would let one sample's
+    delta; renorming the whole batch or image (docs/methods.md 2.8 item 6) would let one sample's
     perturbation shrink another's.
     """
     if norm == "linf":
@@ -244,9 +244,9 @@ def pgd(
         steps: number of gradient steps (each one forward and one backward).
         norm: "linf" (sign steps, box projection) or "l2" (unit-gradient steps, per-sample
             renorm of the perturbation).
-        loss: "ce" maximises CE(f(x'), y), the PGD-AT / evaluation attack (methods.md 2.4,
+        loss: "ce" maximises CE(f(x'), y), the PGD-AT / evaluation attack (docs/methods.md 2.4,
             3.4); "kl" maximises KL(p(.|x) || p(.|x')) with p(.|x) computed once from the clean
-            x and held fixed, the TRADES inner maximisation (Zhang et al. 2019; methods.md
+            x and held fixed, the TRADES inner maximisation (Zhang et al. 2019; docs/methods.md
             1.2); "targeted" minimises CE(f(x'), target).
         random_start: "uniform" (L-inf: U(-eps, eps) per pixel; L2: random direction with a
             radius uniform in [0, eps]), "normal" (x + 0.001 N(0, I), the TRADES start),
@@ -370,7 +370,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> t
     """FGSM: x + eps * sign(grad_x CE(f(x), y)), clipped to [0, 1] (Goodfellow et al. 2015).
 
     The zero-init single-step baseline of the catastrophic-overfitting benchmark
-    (methods.md 3.4). Returns detached adversarial images in the eps-ball and in [0, 1].
+    (docs/methods.md 3.4). Returns detached adversarial images in the eps-ball and in [0, 1].
     """
     _check_common(x, y, eps, "fgsm")
     if y is None:
@@ -397,7 +397,7 @@ def rs_fgsm(
 
     Args:
         eps: L-inf radius on the [0, 1] scale.
-        alpha: step size; default 1.25 * eps, the value Wong et al. recommend (methods.md 3.4).
+        alpha: step size; default 1.25 * eps, the value Wong et al. recommend (docs/methods.md 3.4).
         generator: optional ``torch.Generator`` for the random start.
 
     The start is clipped to [0, 1] before the gradient is taken, as in the fast-AT code. Returns
@@ -432,7 +432,7 @@ def n_fgsm(
     Args:
         eps: the nominal L-inf radius on the [0, 1] scale; only sets the defaults below.
         noise: half-width of the uniform start U(-noise, noise); default 2 * eps.
-        alpha: step size; default eps (methods.md 3.4).
+        alpha: step size; default eps (docs/methods.md 3.4).
         generator: optional ``torch.Generator`` for the noise.
 
     The perturbation is deliberately *not* projected back to the eps-ball (that is what keeps

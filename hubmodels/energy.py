@@ -1,6 +1,6 @@
 """The shared vocabulary: a classifier read as an energy-based model.
 
-Every energy in the project comes from this file (methods.md 1.1, 2.2, 3.3):
+Every energy in the project comes from this file (docs/methods.md 1.1, 2.2, 3.3):
 
 * marginal energy   E(x)   = -logsumexp_k f(x)[k]              (JEM reading, WEAT eq. 1)
 * joint energy      E(x,y) = -f(x)[y]
@@ -36,7 +36,7 @@ def energy(logits: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
 def delta_energy(
     logits_nat: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Per-sample dE = E(x) - E(x*) (or the joint version with ``y``), methods.md 1.1.
+    """Per-sample dE = E(x) - E(x*) (or the joint version with ``y``), docs/methods.md 1.1.
 
     Negative values mean the natural point has lower energy (is more "in distribution" for the
     model) than its adversarial counterpart; WEAT links a sharp negative drift to robust
@@ -46,7 +46,7 @@ def delta_energy(
 
 
 def weat_weight(logits_nat: torch.Tensor) -> torch.Tensor:
-    """WEAT sample weight w(x) = 1 / softplus(|E(x)|), detached (WEAT eq. 9, methods.md 2.2).
+    """WEAT sample weight w(x) = 1 / softplus(|E(x)|), detached (WEAT eq. 9, docs/methods.md 2.2).
 
     Computed from the *natural* logits of the training forward pass. Detached so the network
     cannot lower its loss by moving energies; high-energy (uncertain) samples weigh more.

@@ -1,6 +1,6 @@
 """Hub base: where checkpoints come from, how they load, and what their model card says.
 
-Three things every hub model in this package shares (design.md 5.4-5.6):
+Three things every hub model in this package shares:
 
 * **Sources.** ``resolve_checkpoint`` turns an embedded preset name, a local folder or a hub id
   into local files. Presets are a registry (name -> folder inside the package, like timm's

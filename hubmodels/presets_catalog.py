@@ -1,8 +1,8 @@
 """What the embedded presets are, read from their files alone: the Space's Models tab.
 
 Every function here reads ``config.json``, ``README.md`` or ``training.png`` from a preset folder
-and never builds a model, so listing the catalog costs a few small file reads (design.md 5.4:
-presets are a registry of name -> source, config, dataset, threat model, measured numbers).
+and never builds a model, so listing the catalog costs a few small file reads (presets are a
+registry of name -> source, config, dataset, threat model, measured numbers).
 
 Which numbers a row shows, in order of preference:
 

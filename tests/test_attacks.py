@@ -162,7 +162,7 @@ def test_targeted_pgd_works_without_true_labels(model, batch):
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_kl_attack_beats_clean_point_and_random_noise(model, batch, norm):
-    # TRADES inner maximisation (methods.md 1.2): KL(p(.|x) || p(.|x')) is 0 at x' = x.
+    # TRADES inner maximisation (docs/methods.md 1.2): KL(p(.|x) || p(.|x')) is 0 at x' = x.
     x, _ = batch
     eps, alpha = (LINF_EPS, LINF_ALPHA) if norm == "linf" else (L2_EPS, L2_ALPHA)
     x_adv = pgd(model, x, None, eps=eps, alpha=alpha, steps=10, norm=norm, loss="kl")

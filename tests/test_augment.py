@@ -1,4 +1,4 @@
-"""Batched augmentations and the augmentation-averaged embedding (methods.md 4.6)."""
+"""Batched augmentations and the augmentation-averaged embedding (docs/methods.md 4.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Robust anchors (methods.md 4.4): the blur, AWP fitting, and that Delta never stays behind."""
+"""Robust anchors (docs/methods.md 4.4): the blur, AWP fitting, and that Delta never stays on."""
 
 import copy
 
@@ -109,7 +109,7 @@ def test_a_continuous_fit_holds_between_the_pixels():
 
 
 def _manual_awp_step(net: FinerNet, image, lr, gamma, sigma) -> None:
-    """One AWP step written out from methods.md 4.4, independently of fit_anchor."""
+    """One AWP step written out from docs/methods.md 4.4, independently of fit_anchor."""
     coords = coordinate_grid(*image.shape[-2:], dtype=image.dtype)
     target = gaussian_blur(image, sigma)[0].permute(1, 2, 0).reshape(-1, 3)
     matrices = [p for p in net.parameters() if p.dim() == 2]

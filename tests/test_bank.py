@@ -1,4 +1,4 @@
-"""The anchor bank (methods.md 4.1, 4.4): validation, retrieval, strict save/load, shards."""
+"""The anchor bank (docs/methods.md 4.1, 4.4): validation, retrieval, strict save/load, shards."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The Space in a real browser: Debian's Chromium driven by Playwright (../shared/assets.md).
+"""The Space in a real browser: Debian's Chromium driven by Playwright.
 
 Opens the page, visits every tab, runs class sampling and checks that the preview image updates
 while the samples form and that the final grid and its status appear. A screenshot goes to the

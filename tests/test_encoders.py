@@ -1,4 +1,4 @@
-"""Encoders behind encode_image / encode_text (design.md 4): tiny random open_clip and timm models,
+"""Encoders behind encode_image / encode_text : tiny random open_clip and timm models,
 a tiny RobustClassifier, and the real offline EfficientNet-Lite0 for a check with real weights."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Energies and WEAT weights against hand-computed values (methods.md 1.1, 1.3, 2.2)."""
+"""Energies and WEAT weights against hand-computed values (docs/methods.md 1.1, 1.3, 2.2)."""
 
 import math
 
@@ -51,7 +51,7 @@ def test_delta_energy_sign_is_natural_minus_adversarial():
         (-20.0, 0.050),
     ],
 )
-def test_weat_weight_matches_the_table_of_methods_md(e, w):
+def test_weat_weight_matches_hand_computed_values(e, w):
     # Logits [e', e'] with logsumexp = -e: each logit is -e - log 2.
     logits = torch.full((1, 2), -e - math.log(2.0), requires_grad=True)
     assert marginal_energy(logits).item() == pytest.approx(e, abs=1e-5)
@@ -61,7 +61,7 @@ def test_weat_weight_matches_the_table_of_methods_md(e, w):
 
 
 def test_trades_kl_splits_into_conditional_and_marginal_terms():
-    """WEAT Proposition 1 (methods.md 1.3): KL = E_p[E(x*,k) - E(x,k)] + (E(x) - E(x*))."""
+    """WEAT Proposition 1 (docs/methods.md 1.3): KL = E_p[E(x*,k) - E(x,k)] + (E(x) - E(x*))."""
     torch.manual_seed(0)
     nat, adv = torch.randn(16, 10) * 3, torch.randn(16, 10) * 3
     kl = F.kl_div(

@@ -1,4 +1,4 @@
-"""The FINER INR (methods.md 4.2): layer formula, detached scale, init, grid, render, config."""
+"""The FINER INR (docs/methods.md 4.2): layer formula, detached scale, init, grid, render."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""Training losses: exact forms of methods.md 2.2-2.5 and 3.3, and that each one trains."""
+"""Training losses: exact forms of docs/methods.md 2.2-2.5 and 3.3, and that each one trains."""
 
 import copy
 

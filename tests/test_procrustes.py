@@ -1,4 +1,4 @@
-"""Per-prompt orthogonal Procrustes and the blending target (methods.md 4.5, 4.6)."""
+"""Per-prompt orthogonal Procrustes and the blending target (docs/methods.md 4.5, 4.6)."""
 
 import pytest
 import torch

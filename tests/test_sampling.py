@@ -1,4 +1,4 @@
-"""Priors and the SGLD sampler (methods.md 2.7, 3.5) on tiny models and synthetic data."""
+"""Priors and the SGLD sampler (docs/methods.md 2.7, 3.5) on tiny models and synthetic data."""
 
 import math
 

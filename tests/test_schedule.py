@@ -1,4 +1,4 @@
-"""The layer-wise Gaussian learning-rate sweep (methods.md 4.3)."""
+"""The layer-wise Gaussian learning-rate sweep (docs/methods.md 4.3)."""
 
 import math
 

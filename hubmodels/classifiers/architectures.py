@@ -3,7 +3,7 @@
 Every entry builds an ``nn.Module`` from ``num_classes``, ``in_channels`` and ``image_size`` and
 offers ``forward(x) -> logits``, ``features(x) -> (N, feature_dim)`` and ``head`` with
 ``forward(x) == head(features(x))``. Inputs arrive already normalised: RobustClassifier applies
-the dataset normalisation (none for WEAT, methods.md 2.5) before calling the backbone.
+the dataset normalisation (none for WEAT, docs/methods.md 2.5) before calling the backbone.
 
 * ``resnet18``        CIFAR ResNet-18, WEAT's default (He et al. 2016; WEAT sec. 5)
 * ``preact_resnet18`` PreActResNet-18 (He et al. 2016 identity mappings; Rice et al. 2020)

@@ -3,7 +3,7 @@
 He et al. 2016, "Identity Mappings in Deep Residual Networks", move BatchNorm and ReLU in front of
 each convolution so that the shortcut path is a clean identity. The 18-layer CIFAR variant is the
 backbone of Rice et al. 2020 ("Overfitting in adversarially robust deep learning") and Wong et al.
-2020 ("Fast is better than free"), and is an option in WEAT (methods.md 2.5).
+2020 ("Fast is better than free"), and is an option in WEAT (docs/methods.md 2.5).
 
 Layout: a 3x3 stride-1 stem, four stages of two pre-activation blocks (64/128/256/512 channels,
 strides 1/2/2/2), a final BN-ReLU (the last block's output is not yet activated), a global

@@ -1,4 +1,4 @@
-"""CIFAR ResNet-18: the default WEAT backbone (methods.md 2.5; WEAT sec. 5).
+"""CIFAR ResNet-18: the default WEAT backbone (docs/methods.md 2.5; WEAT sec. 5).
 
 The residual network of He et al. 2016, "Deep Residual Learning for Image Recognition", in the
 small-image form that adversarial-training papers use for CIFAR: the ImageNet 7x7 stride-2 stem

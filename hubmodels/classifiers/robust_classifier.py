@@ -1,10 +1,10 @@
 """RobustClassifier: a classifier that is also an energy-based model, stored on the Hub.
 
-Reading (methods.md 1.1, WEAT sec. 3): the logits f(x) define E(x) = -logsumexp f(x) and
+Reading (docs/methods.md 1.1, WEAT sec. 3): the logits f(x) define E(x) = -logsumexp f(x) and
 E(x, y) = -f(x)[y]. Adversarially trained classifiers (PGD-AT, TRADES, WEAT, DER) have smooth
 energy landscapes, which is what lets them generate images.
 
-Contract (design.md 3 and 5.8): ``forward`` takes x in [0, 1] of shape (N, C, H, W) and returns
+Contract: ``forward`` takes x in [0, 1] of shape (N, C, H, W) and returns
 logits only; the input normalisation lives inside the model as non-persistent buffers built from
 the config, so torchattacks/AutoAttack and our samplers see one clean function. The constructor
 is the config: only JSON-able arguments, so ``config.json`` round-trips without custom code.

@@ -6,7 +6,7 @@ stem, where k is the widening factor and each group holds (depth - 4) / 6 blocks
 counts the stem, two convs per block and the head (the 1x1 projections are not counted).
 
 WRN-34-10 is the TRADES / RobustBench CIFAR-10 reference and WEAT's AutoAttack script builds it;
-WEAT's C&W script builds WRN-28-10 (methods.md 2.5). A final BN-ReLU, a global adaptive average
+WEAT's C&W script builds WRN-28-10 (docs/methods.md 2.5). A final BN-ReLU, a global adaptive average
 pool (equal to the usual 8x8 pool on 32x32 inputs) and a linear head close the network.
 """
 

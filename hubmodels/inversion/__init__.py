@@ -1,4 +1,4 @@
-"""CLIP^-1: a frozen image encoder (CLIP, or any encoder) as a decoder (methods.md section 4).
+"""CLIP^-1: a frozen image encoder (CLIP, or any encoder) as a decoder (docs/methods.md section 4).
 
 An image is the rendering of a small frequency-aware INR (``finer``); inversion optimises the
 INR's weights, never pixels, so that the encoder's augmentation-averaged embedding of the

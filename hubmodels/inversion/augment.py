@@ -1,4 +1,4 @@
-"""Batched augmentations and the augmentation-averaged embedding (methods.md 4.6).
+"""Batched augmentations and the augmentation-averaged embedding (docs/methods.md 4.6).
 
 Inversion matches ``e* = normalise(mean_k theta(aug_k(x)))`` rather than theta(x): averaging
 the encoder over random crops, affine warps, colour jitter and pixel noise stops the optimiser
@@ -31,7 +31,7 @@ _PAIRS = ("crop_scale", "scale")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """How the n views of an image are drawn (methods.md 4.6).
+    """How the n views of an image are drawn (docs/methods.md 4.6).
 
     Attributes:
         n: views per image.
@@ -184,13 +184,13 @@ def averaged_embedding(
     config: AugmentConfig,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """The augmentation-averaged embedding e* (B, d) on the unit sphere (methods.md 4.6).
+    """The augmentation-averaged embedding e* (B, d) on the unit sphere (docs/methods.md 4.6).
 
     ``e* = normalise( mean_k normalise( theta(aug_k(x)) ) )``: each view's embedding is projected
-    onto the sphere *before* averaging (methods.md's formula averages raw embeddings). CLIP-style
-    encoders carry meaning in direction only, and a view whose embedding happens to be long
-    would otherwise outweigh the others. The n * B views go through ``encoder.encode_image`` in
-    one call. Differentiable w.r.t. ``images``.
+    onto the sphere *before* averaging (the paper's formula, docs/methods.md 4.6, averages raw
+    embeddings). CLIP-style encoders carry meaning in direction only, and a view whose embedding
+    happens to be long would otherwise outweigh the others. The n * B views go through
+    ``encoder.encode_image`` in one call. Differentiable w.r.t. ``images``.
     """
     b = images.shape[0]
     views = augment(images, config, encoder.input_size, generator)

@@ -1,6 +1,6 @@
 """Robust anchors: fit a FINER INR to a blurred image under adversarial weight perturbation.
 
-methods.md 4.4. The anchor's weights are where inversion starts, so they should sit in a flat
+docs/methods.md 4.4. The anchor's weights are where inversion starts, so they should sit in a flat
 region of the loss landscape that encodes a stable low-frequency layout:
 
     min_phi  max_{||Delta_l|| <= gamma ||phi_l||}  || f_{phi + Delta}(coords) - blur(x) ||^2

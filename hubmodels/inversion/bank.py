@@ -1,4 +1,4 @@
-"""The anchor bank of CLIP^-1: robust INR anchors with their embeddings (methods.md 4.1, 4.4).
+"""The anchor bank of CLIP^-1: robust INR anchors with their embeddings (docs/methods.md 4.1, 4.4).
 
 Offline, every image of a reference set gets an INR fitted to a blurred copy of it under
 adversarial weight perturbation (4.4): an "anchor". The bank keeps, per anchor,

@@ -1,4 +1,4 @@
-"""Building an anchor bank: one AWP anchor per real image, with its embeddings (methods.md 4.1).
+"""An anchor bank: one AWP anchor per real image, with its embeddings (docs/methods.md 4.1).
 
 For each (image, caption) pair: fit an INR of exactly the inverter's architecture to a blurred
 copy of the image under adversarial weight perturbation (4.4), and record the image's embedding

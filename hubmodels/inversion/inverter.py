@@ -1,7 +1,7 @@
-"""``CLIPInverter``: a frozen encoder as a decoder, by implicit inversion (methods.md section 4).
+"""``CLIPInverter``: a frozen encoder as a decoder, by implicit inversion (docs/methods.md 4).
 
 Every task optimises the weights phi of a FINER network (never pixels) so that the encoder's
-augmentation-averaged embedding e*(phi) of the rendering approaches a target (methods.md 4.6):
+augmentation-averaged embedding e*(phi) of the rendering approaches a target (docs/methods.md 4.6):
 
     phi <- phi - lr_l(t) * grad_phi  sum_i w_i (1 - cos(e*(phi), t_i))
 
@@ -20,7 +20,7 @@ w_i and start phi_0:
   embedding), t_2 = the content image's embedding with weight lambda_c; the sweep starts at a
   deeper layer, so the layout-carrying shallow layers stay frozen.
 
-The constructor is the config (design.md 5.1): only JSON-able arguments, saved to config.json by
+The constructor is the config: only JSON-able arguments, saved to config.json by
 ``save_pretrained``; the bank is data and travels beside it (``bank.safetensors``, ``bank.json``).
 """
 
@@ -498,7 +498,7 @@ class CLIPInverter:
 
 
 def _config_keys() -> set[str]:
-    """What config.json may hold: the constructor's arguments (design.md 5.1) but device."""
+    """What config.json may hold: the constructor's arguments but device."""
     parameters = inspect.signature(CLIPInverter.__init__).parameters
     return set(parameters) - {"self", "device"}
 

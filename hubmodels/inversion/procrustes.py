@@ -1,4 +1,4 @@
-"""Per-prompt orthogonal Procrustes and the blending target of CLIP^-1 (methods.md 4.5, 4.6).
+"""Per-prompt orthogonal Procrustes and the blending target of CLIP^-1 (docs/methods.md 4.5, 4.6).
 
 The modality gap: a text embedding is not where images of that text embed, so inverting towards
 it gives "textual hallucinations". CLIP^-1 inverts towards ``e_t2i = normalise(R e_t)`` instead,
@@ -41,7 +41,7 @@ _EPS = 1e-12  # smallest norm we normalise; below it a vector has no direction
 def procrustes_rotation(
     source: torch.Tensor, target: torch.Tensor, centre: bool = False
 ) -> torch.Tensor:
-    """The orthogonal ``R`` (d, d) minimising ``sum_i ||R s_i - t_i||^2`` (methods.md 4.5).
+    """The orthogonal ``R`` (d, d) minimising ``sum_i ||R s_i - t_i||^2`` (docs/methods.md 4.5).
 
     Args:
         source: (k, d) rows s_i, e.g. the neighbours' text embeddings. The caller L2-normalises
@@ -72,7 +72,7 @@ def procrustes_target(
     target_neighbours: torch.Tensor,
     centre: bool = False,
 ) -> torch.Tensor:
-    """Map a query across the modality gap: ``normalise(R q)`` (methods.md 4.5, step 4).
+    """Map a query across the modality gap: ``normalise(R q)`` (docs/methods.md 4.5, step 4).
 
     Args:
         query: (d,) or (B, d), e.g. the prompt's text embedding e_t. It is L2-normalised first,
@@ -104,7 +104,7 @@ def procrustes_target(
 def blending_weights(
     query: torch.Tensor, neighbours: torch.Tensor, temperature: float = 0.05
 ) -> torch.Tensor:
-    """Softmax weights ``softmax_j(cos(query, n_j) / temperature)`` (methods.md 4.6), shape (k,).
+    """Softmax weights ``softmax_j(cos(query, n_j) / temperature)``, shape (k,) (methods 4.6).
 
     Args:
         query: (d,), e.g. e_t2i.
@@ -125,7 +125,7 @@ def blending_weights(
 def blend_target(
     query: torch.Tensor, neighbours: torch.Tensor, temperature: float = 0.05
 ) -> torch.Tensor:
-    """The blending target ``e*_img = normalise(sum_j w_j normalise(n_j))`` (methods.md 4.6).
+    """The blending target ``e*_img = normalise(sum_j w_j normalise(n_j))`` (docs/methods.md 4.6).
 
     ``w`` are the ``blending_weights``. Returns a (d,) unit vector. A constant of the inversion
     (it depends on the prompt and the bank, not on the INR), so the caller computes it once.
@@ -136,7 +136,7 @@ def blend_target(
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``1 - cos(a, b)`` over the last dimension (methods.md 4.6): 0 aligned, 2 opposite.
+    """``1 - cos(a, b)`` over the last dimension (docs/methods.md 4.6): 0 aligned, 2 opposite.
 
     Differentiable; shapes (..., d) broadcast as usual and the result has the broadcast leading
     shape. It is the loss of the inner loop, so it does not check for NaN: that check would

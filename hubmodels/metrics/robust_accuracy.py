@@ -1,6 +1,6 @@
 """Clean, PGD and AutoAttack accuracy, and the delta-energy diagnostics, over a data loader.
 
-The evaluation protocol of WEAT (methods.md 2.4): model selection by PGD-20 (CE, uniform
+The evaluation protocol of WEAT (docs/methods.md 2.4): model selection by PGD-20 (CE, uniform
 start, alpha = eps/4) on a validation split; final numbers with PGD-20/50 with restarts and
 AutoAttack "standard" (APGD-CE, APGD-T, FAB-T, Square; torchattacks' implementation).
 Every function puts the model in eval mode and restores its previous mode.
@@ -83,7 +83,7 @@ def accuracy(
 def energy_diagnostics(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackFn, batch_size: int = 256
 ) -> dict[str, float]:
-    """Mean E(x), E(x*), dE(x) and dE(x, y) on fixed images (methods.md 3.4 diagnostics).
+    """Mean E(x), E(x*), dE(x) and dE(x, y) on fixed images (docs/methods.md 3.4 diagnostics).
 
     x* comes from ``attack`` (the method's own training attack), evaluated in eval mode so the
     numbers do not depend on batch statistics.

@@ -1,6 +1,6 @@
 """The catastrophic/robust overfitting alarm, read from the per-epoch history.
 
-DER's observation (methods.md 3.1, 3.2): the delta energy dE(x) = E(x) - E(x*) on training data
+DER's observation (docs/methods.md 3.1, 3.2): the delta energy dE(x) = E(x) - E(x*) on training data
 stays near a plateau during healthy adversarial training and diverges when catastrophic
 overfitting (CO, single-step AT) or robust overfitting (RO, long multi-step AT) sets in. The
 robust validation accuracy tells the same story from the outside: under CO it collapses within

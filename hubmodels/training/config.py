@@ -2,7 +2,8 @@
 
 The CLI flags are generated from the fields (``--der-lambda`` for ``der_lambda``), so the
 command line, ``run_config.json`` in the output folder and the checkpoint's recorded recipe
-always agree. Defaults follow WEAT's CIFAR-10 recipe (methods.md 2.5) except where a field says.
+always agree. Defaults follow WEAT's CIFAR-10 recipe (docs/methods.md 2.5) except where a field
+says.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 ``load_dataset(name)`` returns train / val / test datasets whose items are ``(image, label)``
 with the image a float tensor in [0, 1] of shape (C, H, W) and the label an int. Models carry
-their own normalisation (design.md 5.8), so nothing here normalises; ``DatasetInfo.mean/std``
+their own normalisation, so nothing here normalises; ``DatasetInfo.mean/std``
 are the statistics a model trained on the data may choose to store.
 
-Splits (methods.md 2.5):
+Splits (docs/methods.md 2.5):
 
 * **val** is carved from the *training* data with a seeded permutation and is never augmented;
   model selection uses it, never the test set. WEAT selects on a synthetic set we do not have, and

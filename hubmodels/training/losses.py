@@ -2,9 +2,9 @@
 
 Each loss runs the attack its method defines and returns a ``LossOutput`` that keeps the
 natural and adversarial logits, so the DER regulariser (and the trainer's delta-energy
-diagnostics) reuse them instead of paying for another attack (methods.md 3.3, 5.7).
+diagnostics) reuse them instead of paying for another attack (docs/methods.md 3.3, 5.7).
 
-Conventions (methods.md 1.2, 2.2-2.5, 5.2-5.4):
+Conventions (docs/methods.md 1.2, 2.2-2.5, 5.2-5.4):
 * the attack runs with BatchNorm in eval mode (``hubmodels.attacks``), the loss in train mode;
 * TRADES keeps gradients through the natural softmax of the KL term;
 * the WEAT weight 1/softplus(|E(x)|) comes from the natural train-mode logits, detached, and the
@@ -53,7 +53,7 @@ KL_METHODS = ("trades", "weat_adv", "weat_nat")
 
 def training_attack(method: str, attack: AttackSettings) -> AttackFn:
     """The adversary of ``method``: what its loss trains on, and what the trainer's dE
-    diagnostics measure (methods.md 3.4). TRADES-family methods use the KL-PGD of TRADES, the
+    diagnostics measure (docs/methods.md 3.4). TRADES-family methods use the KL-PGD of TRADES, the
     FGSM family its single step, and PGD-AT (and, for diagnostics, standard training) CE-PGD.
     """
     if method in SINGLE_STEP:
@@ -103,7 +103,7 @@ def _single_step(name: str) -> LossFn:
 def _kl_rows(logits_nat: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
     """Per-sample KL(p(.|x) || p(.|x*)) with gradient through both sides (TRADES, 1.2)."""
     p = F.softmax(logits_nat, dim=1)
-    # The 1e-12 inside the log of q follows the WEAT code (methods.md 2.3).
+    # The 1e-12 inside the log of q follows the WEAT code (docs/methods.md 2.3).
     log_q = torch.log(F.softmax(logits_adv, dim=1) + 1e-12)
     return (p * (F.log_softmax(logits_nat, dim=1) - log_q)).sum(dim=1)
 
@@ -117,7 +117,7 @@ def _trades_family(model, x, y, attack, attack_model) -> tuple[torch.Tensor, ...
 def trades_loss(
     model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
 ) -> LossOutput:
-    """TRADES (Zhang et al. 2019): CE(f(x), y) + beta * KL(p(.|x) || p(.|x*)), methods.md 1.2."""
+    """TRADES (Zhang et al. 2019; docs/methods.md 1.2): CE(f(x), y) + beta * KL(p(.|x), p(.|x*))."""
     x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
     loss = F.cross_entropy(logits_nat, y) + beta * _kl_rows(logits_nat, logits_adv).mean()
     return LossOutput(loss, logits_adv, logits_nat, x_adv)
@@ -137,14 +137,14 @@ def _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial: bool) -> L
 def weat_adv_loss(
     model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
 ) -> LossOutput:
-    """WEAT_adv (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i]."""
+    """WEAT_adv (docs/methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i]."""
     return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=True)
 
 
 def weat_nat_loss(
     model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
 ) -> LossOutput:
-    """WEAT_nat (methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i]."""
+    """WEAT_nat (docs/methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i]."""
     return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=False)
 
 
@@ -169,7 +169,7 @@ def der_penalty(
     form: str = "squared",
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Delta Energy Regulariser, (1/B) sum_i r(dE_i), methods.md 3.3 (all forms are [P]).
+    """Delta Energy Regulariser, (1/B) sum_i r(dE_i), docs/methods.md 3.3 (all forms are [P]).
 
     * "squared":  (E(x) - E(x*))^2                      (a, the default)
     * "absolute": |E(x) - E(x*)|                         (b, robust to outliers)

@@ -1,6 +1,6 @@
 """The training plot: dE(x) on training data next to PGD validation error, per epoch.
 
-Mirrors the DER paper's figure (methods.md 3.1: "dE(x) computed on the training set (right
+Mirrors the DER paper's figure (docs/methods.md 3.1: "dE(x) computed on the training set (right
 axis) and PGD error (left axis)"), with alarms marked, so catastrophic and robust overfitting
 are visible at a glance.
 """

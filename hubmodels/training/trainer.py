@@ -3,7 +3,7 @@
 ``python -m hubmodels train ...`` runs it on one device or the CPU; ``accelerate launch -m
 hubmodels train ...`` on any number of GPUs or nodes. accelerate does device placement, mixed
 precision, gradient accumulation and data parallelism; this file does the method (losses.py),
-the schedule, the per-epoch diagnostics of DER (methods.md 3.4), model selection on the
+the schedule, the per-epoch diagnostics of DER (docs/methods.md 3.4), model selection on the
 validation split, and saving:
 
     output_dir/
@@ -75,7 +75,7 @@ def make_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """The learning-rate schedule, stepped once per optimiser step."""
     total = config.epochs * steps_per_epoch
-    if config.schedule == "onecycle":  # WEAT: max 0.1, 25 % warm-up, cosine (methods.md 2.5)
+    if config.schedule == "onecycle":  # WEAT: max 0.1, 25 % warm-up, cosine (docs/methods.md 2.5)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25
         )
