@@ -2,15 +2,15 @@
 
 Robust classifiers read as energy-based models (WEAT, DER) and a frozen CLIP used as a decoder
 (CLIP^-1). Each tab is one small function that lays out its components and wires them to one
-package call; no model code lives here. The tabs:
+package call; no model code lives here. The tabs, those that work offline first:
 
-* **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
-  encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
-  stay and say why when used;
 * **Class sampling**: class-conditional samples from an embedded robust classifier (WEAT / DER
   samplers), streamed while they form;
 * **Energy explorer**: one input's energies under two presets side by side, its
   out-of-distribution verdict, and a PGD attack streamed step by step in energies;
+* **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
+  encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
+  stay and say why in one sentence when used (the server log says how to configure them);
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
   one picked, its model card and delta-energy training plot.
 
