@@ -959,14 +959,15 @@ def style_transfer_tab() -> None:
 
 # ---------------------------------------------------------------------------- the app
 # The queue is sized by the wait it asks of a visitor, not by a round number: with two heavy jobs
-# at a time and a default class-sampling request taking about 2.5 s on two CPU cores
-# (bench/space_load.py), 240 waiting jobs clear within MAX_WAIT_S. Only a visitor whose wait would
+# at a time, a default class-sampling request holds a worker for about 3.7 s on two CPU cores
+# under full load (bench/space_load.py: 20 requests in 37.2 s), so 163 waiting jobs clear
+# within MAX_WAIT_S. Only a visitor whose wait would
 # pass that is told the Space is busy. Gradio shows every waiting visitor their place in the
 # queue and an estimate; a waiting job holds only its small inputs, so memory stays bounded by
 # the two running ones.
 HEAVY_CONCURRENCY = 2
 MAX_WAIT_S = 300
-TYPICAL_JOB_S = 2.5
+TYPICAL_JOB_S = 3.7
 QUEUE_SIZE = math.ceil(HEAVY_CONCURRENCY * MAX_WAIT_S / TYPICAL_JOB_S)
 MAX_UPLOAD = "25mb"  # a photo, not an archive; larger images are downscaled anyway
 # show_error: an upload gradio itself cannot decode then says so, instead of a bare failure;
