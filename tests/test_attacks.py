@@ -448,3 +448,28 @@ def test_tiny_float_noise_outside_range_is_accepted(model, batch):
     x = x.clone()
     x[0, 0, 0, 0], x[0, 0, 0, 1] = -5e-7, 1 + 5e-7
     assert_in_ball(pgd(model, x, y, **PGD_OK), x.clamp(0, 1), LINF_EPS + 1e-6, "linf")
+
+
+@pytest.mark.slow
+def test_our_pgd_matches_torchattacks_on_a_robust_preset():
+    """The library users trust as a yardstick: same model, images, budget and step, the robust
+    accuracy under our PGD and under torchattacks' PGD agree within sampling noise."""
+    import torchattacks
+
+    from hubmodels import RobustClassifier
+    from hubmodels.training.data import load_dataset
+
+    model = RobustClassifier.from_pretrained("fmnist-smallcnn-pgdat")
+    test = load_dataset("fashion-mnist", augment=False, val_size=0).test
+    x = torch.stack([test[i][0] for i in range(200)])
+    y = test.labels[:200].clone()
+    torch.manual_seed(0)
+    ours = pgd(model, x, y, eps=0.1, alpha=0.025, steps=20)
+    torch.manual_seed(0)
+    theirs = torchattacks.PGD(model, eps=0.1, alpha=0.025, steps=20, random_start=True)(x, y)
+    with torch.no_grad():
+        acc_ours = (model(ours).argmax(1) == y).double().mean().item()
+        acc_theirs = (model(theirs).argmax(1) == y).double().mean().item()
+        clean = (model(x).argmax(1) == y).double().mean().item()
+    assert acc_ours < clean - 0.05  # the attack does something
+    assert abs(acc_ours - acc_theirs) <= 0.03, (acc_ours, acc_theirs)
