@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import io
 import logging
 import math
 import os
@@ -107,9 +109,7 @@ def models_tab() -> None:
     # Stacked, not side by side: a card's code and tables need the full width. The plot's
     # title says what it is; a label would cover it.
     with gr.Column(visible=bool(names)):
-        plot_img = gr.Image(
-            plot, show_label=False, type="pil", format="png", interactive=False, height=360
-        )
+        plot_img = _image_output(plot, show_label=False, interactive=False, height=360)
         card_md = gr.Markdown(card, container=True)
     choice.change(show_model, inputs=choice, outputs=[card_md, plot_img], api_name="model_card")
 
@@ -286,7 +286,7 @@ def sample_classes(
         status += "\n\n" + note
     grid = _grid(shown, n)
     record = dict(task="class_sampling", model=preset, classes=names, n_per_class=n, seed=seed)
-    path = save_png(grid, _output_dir() / f"samples-{preset}-{seed}.png", {**record, **settings})
+    path = save_png(grid, _download_path(f"samples-{preset}-{seed}", grid), {**record, **settings})
     yield grid, status, str(path)
 
 
@@ -339,7 +339,7 @@ def sampling_tab() -> None:
             run = gr.Button("Sample", variant="primary")
         with gr.Column(scale=2):
             gr.Markdown("**Samples**, one row per class")  # a label would cover a sample
-            grid = gr.Image(show_label=False, type="pil", format="png")
+            grid = _image_output(show_label=False)
             status = gr.Markdown()
             download = gr.File(label="PNG with its settings in the metadata")
     preset.change(
@@ -620,9 +620,9 @@ def explorer_tab() -> None:
             # Labels off: gradio draws them over the image's top-left corner, where the
             # input and the figures' titles are; the caption and the titles say it instead.
             gr.Markdown("**Input**, then per model: adversarial image, perturbation (grey = 0)")
-            picture = gr.Image(show_label=False, type="pil", format="png")
-            figure = gr.Image(show_label=False, type="pil", format="png")
-            shifts = gr.Image(show_label=False, type="pil", format="png")
+            picture = _image_output(show_label=False)
+            figure = _image_output(show_label=False)
+            shifts = _image_output(show_label=False)
             report = gr.Markdown()
     inputs = [preset_a, preset_b, source, class_name, index, upload]
     if standard and {"Sneaker", "Bag", "Shirt"} <= set(class_names):  # the Fashion-MNIST presets
@@ -750,9 +750,8 @@ def _invert(
     except ImageInputError as err:
         raise UserError(str(err)) from err
     out = payload
-    path = save_png(
-        out.images[0], _output_dir() / f"{out.settings['task']}-{seed}.png", out.settings
-    )
+    name = f"{out.settings['task']}-{seed}"
+    path = save_png(out.images[0], _download_path(name, out.images[0]), out.settings)
     status = (
         f"Done in {steps} steps, seed {seed}, final loss {out.losses[-1]:.4f}; "
         f"encoder `{out.settings['encoder']}`."
@@ -760,13 +759,17 @@ def _invert(
     yield out.images[0], status, str(path)
 
 
-def _output_dir():
-    import tempfile
-    from pathlib import Path
+def _download_path(stem: str, image: Image.Image) -> Path:
+    """Where a result's PNG goes: named by its request, kept apart by its pixels.
 
-    folder = Path(tempfile.gettempdir()) / "hubmodels-space"
-    folder.mkdir(exist_ok=True)
-    return folder
+    Two visitors with the same preset and seed but other classes or prompts must not share a
+    file (one would download the other's image); the same request gives the same pixels, so
+    the name stays bounded by the distinct results.
+    """
+    import tempfile
+
+    digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "hubmodels-space" / digest / f"{stem}.png"
 
 
 def _on_gpu(duration: Callable[..., int]) -> Callable:
@@ -867,6 +870,34 @@ def _image_upload(**options: Any) -> gr.Image:
     return component
 
 
+def _image_output(value: Any = None, **options: Any) -> gr.Image:
+    """``gr.Image`` for results, whose PIL images reach the browser as complete PNG files.
+
+    gradio names a PIL result's file by its content and rewrites that file in place on every
+    result, so when two visitors get the same image (the same default request) one of them
+    can be sent a half-written file (the load benchmark saw 5 of 100 fail this way). Here the
+    file is written once, under a temporary name and renamed into place, before gradio sees it.
+    """
+    from hubmodels.inversion.images import write_bytes_atomically
+
+    component = gr.Image(value, type="pil", format="png", **options)
+    postprocess = component.postprocess
+
+    def complete_file(value: Any) -> Any:
+        if isinstance(value, Image.Image):
+            buffer = io.BytesIO()
+            value.save(buffer, format="PNG")
+            data = buffer.getvalue()
+            path = Path(component.GRADIO_CACHE) / hashlib.sha256(data).hexdigest() / "image.png"
+            if not path.exists():  # the same bytes: never rewritten while it may be served
+                write_bytes_atomically(path, data)
+            value = str(path)
+        return postprocess(value)
+
+    component.postprocess = complete_file
+    return component
+
+
 def _example_photo() -> str:
     """A photo every install has: matplotlib's sample Grace Hopper portrait."""
     import matplotlib.cbook
@@ -881,7 +912,7 @@ def _seed_and_steps() -> tuple:
 
 def _results() -> list:
     with gr.Column(scale=2):
-        image = gr.Image(label="Image (previews while it forms)", type="pil", format="png")
+        image = _image_output(label="Image (previews while it forms)")
         status = gr.Markdown()
         download = gr.File(label="PNG with its settings in the metadata")
     return [image, status, download]

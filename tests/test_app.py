@@ -166,6 +166,32 @@ def test_model_card_endpoint_over_http(presets, tmp_path_factory):
         assert card.startswith("# small_cnn on toy") and plot is None
 
 
+def test_a_result_image_file_is_written_once_and_whole():
+    """Two visitors with the same result share one file that is never rewritten under them."""
+    import gradio as gr
+
+    app = _load_app()
+    with gr.Blocks():
+        component = app._image_output(show_label=False)
+    image = Image.new("L", (12, 10), 77)
+    first = component.postprocess(image).path
+    inode = Path(first).stat().st_ino
+    second = component.postprocess(image.copy()).path
+    assert second == first and Path(second).stat().st_ino == inode
+    with Image.open(first) as read_back:
+        assert read_back.size == (12, 10) and read_back.getpixel((3, 3)) == 77
+    assert component.postprocess(Image.new("L", (12, 10), 78)).path != first
+    assert component.postprocess(None) is None
+
+
+def test_downloads_of_different_results_never_share_a_file():
+    app = _load_app()
+    a = app._download_path("samples-der-0", Image.new("L", (4, 4), 1))
+    b = app._download_path("samples-der-0", Image.new("L", (4, 4), 2))
+    assert a != b and a.name == b.name == "samples-der-0.png"
+    assert app._download_path("samples-der-0", Image.new("L", (4, 4), 1)) == a
+
+
 # ---------------------------------------------------------------------------- class sampling
 def test_class_sampling_streams_previews_then_the_grid():
     app = _load_app()

@@ -96,6 +96,23 @@ def test_png_carries_its_settings(tmp_path):
     assert Image.open(path).size == (8, 8)
 
 
+def test_png_replaces_a_file_whole_and_is_readable_like_any_other(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "out" / "grid.png"
+    save_png(Image.new("L", (4, 4), 10), path, {"seed": 1})
+    first_inode = path.stat().st_ino
+    save_png(Image.new("L", (6, 6), 200), path, {"seed": 2})
+    # Renamed into place (a new inode), not rewritten under a reader; no staging file left.
+    assert path.stat().st_ino != first_inode
+    assert read_png_settings(path) == {"seed": 2} and Image.open(path).size == (6, 6)
+    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
 def test_centre_square_keeps_the_middle():
     image = torch.zeros(1, 3, 30, 40)
     image[..., :, 5:35] = 1.0  # the central 30x30 square is white, the side bands black

@@ -57,6 +57,17 @@ def test_a_short_real_run_learns_and_writes_everything(tmp_path):
     )
     assert model.config["class_names"][7] == "Sneaker"
     assert (tmp_path / "run" / "last" / "model.safetensors").is_file()
+    # A fresh run samples at once: its prior was fitted on the 512 images it trained on.
+    for folder in ("best", "last"):
+        fitted = RobustClassifier.from_pretrained(tmp_path / "run" / folder)
+        assert fitted.prior is not None, folder
+    sampled = model.sample(["Sneaker"], 3, seed=0, steps=2)
+    assert len(sampled.images) == 3 and sampled.labels == [7, 7, 7]
+
+
+def test_no_fit_prior_leaves_the_checkpoints_without_one(tmp_path):
+    best = train(_config(tmp_path, "bare", method="standard", epochs=1, fit_prior=False))
+    assert RobustClassifier.from_pretrained(best).prior is None
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):

@@ -10,8 +10,10 @@ made it in the PNG's text metadata, so a downloaded image says how to reproduce 
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +141,27 @@ def save_png(image: Image.Image, path: str | os.PathLike, settings: dict[str, An
     """Write ``image`` as PNG with ``settings`` as JSON under the ``hubmodels`` text key."""
     info = PngImagePlugin.PngInfo()
     info.add_text(METADATA_KEY, json.dumps(settings, sort_keys=True, default=str))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return write_bytes_atomically(path, buffer.getvalue())
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` under a temporary name beside ``path`` and rename it into place.
+
+    A reader (a web server sending the file, another thread writing the same name) sees the
+    old file or the new one, never half of one. The staging file is created by ``open``, so
+    the result has the umask's usual mode (``tempfile.mkstemp`` would leave it 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", pnginfo=info)
+    staging = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        staging.write_bytes(data)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -121,7 +121,8 @@ def run_sample(args: argparse.Namespace) -> None:
     model = RobustClassifier.from_pretrained(args.model, map_location=state.device)
     if model.prior is None:  # say so before any progress bar, with the command that fixes it
         raise ValueError(
-            f"{args.model} has no sampling prior yet (training does not fit one); run "
+            f"{args.model} has no sampling prior yet (trained with --no-fit-prior, or saved "
+            "without one); run "
             f"`python -m hubmodels fit-prior --model {args.model}` once, then sample"
         )
     settings = SamplerSettings(

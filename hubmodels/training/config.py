@@ -68,6 +68,9 @@ class TrainConfig:
     output_dir: str = _opt("run folder: state/, best/, last/, metrics.jsonl, plot", "runs/train")
     resume: bool = _opt("continue from output_dir/state if it exists", False)
     push_to_hub: str | None = _opt("push the best checkpoint to this hub repo id", None)
+    fit_prior: bool = _opt(
+        "fit the sampling prior into best/ and last/ at the end, so `sample` works on them", True
+    )
     command: str | None = _opt("the command that launched the run (recorded, not parsed)", None)
 
     def __post_init__(self) -> None:

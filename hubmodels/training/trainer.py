@@ -13,6 +13,8 @@ validation split, and saving:
       state/            accelerate.save_state every epoch; --resume continues from it
       best/             save_pretrained of the best epoch by validation PGD accuracy
       last/             save_pretrained of the final epoch (best vs last measures RO)
+                        (both with a sampling prior fitted on the run's training images,
+                        unless --no-fit-prior)
 
 Resuming is exact on the CPU: data order is seeded per epoch, and the RNG states (augmentation,
 attack starts) are part of the saved state.
@@ -317,6 +319,8 @@ def train(
 
     if main:
         _save_checkpoint(raw_model, ema, out / "last", run.history, splits.info.name)
+        if config.fit_prior:
+            _fit_sampling_priors(splits.train, [out / "best", out / "last"])
         if config.push_to_hub:
             url = push_folder(out / "best", config.push_to_hub)
             accelerator.print(f"pushed {out / 'best'} to {url}")
@@ -392,6 +396,16 @@ def _evaluate_epoch(accelerator, model, ema, val_loader, val_attack, fixed, trai
             model, *fixed, attack=train_attack, batch_size=config.eval_batch_size
         )
     return {"val_clean_acc": both[0].item(), "val_pgd_acc": both[1].item(), **energies}
+
+
+def _fit_sampling_priors(train, folders: list[Path]) -> None:
+    """Fit the sampling prior (docs/sampling.md) into each saved checkpoint, on exactly the
+    images the run trained on, un-augmented, so that ``sample`` works on a fresh run."""
+    images = torch.stack([train.base[int(i)][0] for i in train.indices])
+    for folder in folders:
+        model = RobustClassifier.from_pretrained(folder)
+        model.fit_prior(images, train.labels)
+        model.save_pretrained(folder)
 
 
 def _save_checkpoint(model, ema, folder: Path, history: list[dict], dataset: str) -> None:
