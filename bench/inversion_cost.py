@@ -103,17 +103,13 @@ def main() -> None:
     # 2. The real CLIP^-1 loop, timed per step through its own callback-free run, on the
     # inverter's render grid and on the full output grid.
     def clip_inverse_step(steps: int, grid: int | None) -> float:
-        saved = inverter.config["render_resolution"]
-        inverter.config["render_resolution"] = grid
-        try:
-            inverter._run(inverter._new_net(0), [(target, 1.0)], 1, 0, 0, None, 1, {})  # warm
-            synchronise(device)
-            started = time.perf_counter()
-            inverter._run(inverter._new_net(0), [(target, 1.0)], steps, 0, 0, None, steps, {})
-            synchronise(device)
-            return (time.perf_counter() - started) / steps
-        finally:
-            inverter.config["render_resolution"] = saved
+        engine = inverter.engine.replace(render_resolution=grid)
+        engine.optimise(engine.new_net(0), [(target, 1.0)], steps=1, seed=0)  # warm
+        synchronise(device)
+        started = time.perf_counter()
+        engine.optimise(engine.new_net(0), [(target, 1.0)], steps=steps, seed=0)
+        synchronise(device)
+        return (time.perf_counter() - started) / steps
 
     # 3. deep-daze-like: SIREN, each cutout through the encoder on its own.
     siren = FinerNet(dataclasses.replace(inverter.inr_config, activation="siren")).to(device)

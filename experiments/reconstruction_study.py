@@ -86,21 +86,14 @@ def invert(
     if method == "pixels":
         return invert_pixels(inverter, target, steps, lr, seed)
     # A width far beyond the depth gives every layer the peak rate: a flat schedule.
-    config = dict(inverter.config, lr=lr, sweep_width=sweep_width or 1e6)
+    engine = inverter.engine.replace(lr=lr, sweep_width=sweep_width or 1e6)
     if method == "siren":
-        inr = dataclasses.replace(inverter.inr_config, activation="siren")
-    else:
-        inr = inverter.inr_config
-    saved = inverter.config, inverter.inr_config
-    inverter.config, inverter.inr_config = config, inr
-    try:
-        net = inverter._new_net(seed)
-        if anchor is not None:
-            net.load_state_dict(anchor)
-        out = inverter._run(net, [(target, 1.0)], steps, seed, 0, None, steps, {})
-    finally:
-        inverter.config, inverter.inr_config = saved
-    return load_image(out.images[0]), out.losses
+        engine = engine.replace(inr=dataclasses.replace(engine.inr, activation="siren"))
+    net = engine.new_net(seed)
+    if anchor is not None:
+        net.load_state_dict(anchor)
+    result = engine.optimise(net, [(target, 1.0)], steps=steps, seed=seed, preview_every=steps)
+    return load_image(to_pil(result.image)[0]), result.losses  # as saved: 8-bit
 
 
 def invert_pixels(inverter, target, steps, lr, seed) -> tuple[torch.Tensor, list]:
@@ -217,7 +210,7 @@ def main() -> None:
     images = {
         name: centre_square(load_image(photo), args.resolution) for name, photo in photos().items()
     }
-    targets = {name: inverter._image_embedding(x) for name, x in images.items()}
+    targets = {name: inverter.engine.image_embedding(x) for name, x in images.items()}
 
     bank = None
     if any(method.endswith("anchor") for method in args.methods):

@@ -244,16 +244,16 @@ def layout_problems(
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing:
-        problems.append(f"missing tensors: {_short_list(missing)}")
+        problems.append(f"missing tensors: {short_list(missing)}")
     if unexpected:
-        problems.append(f"unexpected tensors: {_short_list(unexpected)}")
+        problems.append(f"unexpected tensors: {short_list(unexpected)}")
     mis_shaped = [
         f"{k}: file {found[k]} vs {against} {expected[k]}"
         for k in sorted(set(expected) & set(found))
         if found[k] != expected[k]
     ]
     if mis_shaped:
-        problems.append(f"mis-shaped tensors: {_short_list(mis_shaped)}")
+        problems.append(f"mis-shaped tensors: {short_list(mis_shaped)}")
     return problems
 
 
@@ -286,7 +286,7 @@ def load_state_dict_strict(
         k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
     ]
     if non_finite:
-        problems.append(f"non-finite values (NaN/inf) in: {_short_list(non_finite)}")
+        problems.append(f"non-finite values (NaN/inf) in: {short_list(non_finite)}")
     if problems:
         raise CheckpointError(
             f"{weights_path} does not match the model its config describes; " + "; ".join(problems)
@@ -294,7 +294,8 @@ def load_state_dict_strict(
     module.load_state_dict(tensors, strict=True)
 
 
-def _short_list(items: list[str], limit: int = 6) -> str:
+def short_list(items: list[str], limit: int = 6) -> str:
+    """The first ``limit`` items, comma-separated, and how many more: for one-line errors."""
     shown = ", ".join(items[:limit])
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 

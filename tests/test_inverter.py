@@ -97,7 +97,7 @@ def test_a_coarse_render_grid_optimises_the_full_resolution_image(tiny_clip):
         coarse = CLIPInverter(clip=tiny_clip, **{**TINY, "render_resolution": 16})
         full = CLIPInverter(clip=tiny_clip, **{**TINY, "render_resolution": None})
     renders, previews = [], []
-    net = coarse._new_net(0)
+    net = coarse.engine.new_net(0)
     original_render = net.render
 
     def recording(height, width, shift=None):
@@ -106,15 +106,41 @@ def test_a_coarse_render_grid_optimises_the_full_resolution_image(tiny_clip):
 
     net.render = recording
     target = torch.ones(coarse.encoder.embed_dim)
-    out = coarse._run(net, [(target, 1.0)], 4, 0, 0, lambda *a: previews.append(a[1].shape), 2, {})
+    out = coarse.engine.optimise(
+        net,
+        [(target, 1.0)],
+        steps=4,
+        seed=0,
+        callback=lambda *a: previews.append(a[1].shape),
+        preview_every=2,
+    )
     shifts = [shift for height, width, shift in renders[:4]]
     assert [r[:2] for r in renders] == [(16, 16)] * 4 + [(32, 32)]  # 4 steps, then the result
     assert all(max(abs(v) for v in shift) <= 0.5 for shift in shifts)
     assert len({tuple(shift) for shift in shifts}) == 4  # a fresh shift every step
     assert renders[-1][2] is None  # the result sits on the output's own grid
-    assert previews == [(1, 3, 16, 16)] * 2 and out.images[0].size == (32, 32)
+    assert previews == [(1, 3, 16, 16)] * 2 and out.image.shape == (1, 3, 32, 32)
     assert coarse.config["render_resolution"] == 16
     assert full.text_to_image("a cat", num_inference_steps=2, seed=0).images[0].size == (32, 32)
+
+
+def test_the_engine_is_the_loop_every_task_runs(inverter):
+    """The public engine reproduces a task exactly, and a replaced copy leaves it untouched."""
+    photo = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    out = inverter.reconstruct(photo, num_inference_steps=3, seed=4, start="random")
+    engine = inverter.engine
+    target = engine.image_embedding(photo)
+    assert target.shape == (inverter.encoder.embed_dim,)
+    again = engine.optimise(engine.new_net(4), [(target, 1.0)], steps=3, seed=4)
+    assert again.losses == pytest.approx(out.losses, rel=1e-5)
+    assert again.image.shape == (1, 3, 32, 32)
+    faster = engine.replace(lr=1e-2, render_resolution=8)
+    assert (faster.lr, faster.render_resolution, faster.encoder) == (1e-2, 8, engine.encoder)
+    assert engine.lr == inverter.config["lr"] and engine.render_resolution != 8
+    with pytest.raises(TypeError, match="unknown engine settings \\['colour'\\]"):
+        engine.replace(colour="red")
+    with pytest.raises(ValueError, match="steps must be positive"):
+        engine.optimise(engine.new_net(0), [(target, 1.0)], steps=0, seed=0)
 
 
 def test_one_batched_encoder_call_per_step(inverter, monkeypatch):
@@ -153,7 +179,9 @@ def test_bank_mode_starts_from_the_nearest_anchor(inverter, bank):
             callback=lambda step, image, loss: first.append(image) if step == 1 else None,
         )
         assert out.settings["mode"] == "bank"
-        anchor = inverter._anchor_net(bank.captions.index(out.settings["anchor_caption"]))
+        anchor = inverter.engine.net_from_state(
+            bank.anchor_state(bank.captions.index(out.settings["anchor_caption"]))
+        )
         with torch.no_grad():
             assert torch.allclose(first[0], anchor.render(32, 32), atol=1e-6)
     finally:

@@ -10,5 +10,7 @@ rendering matches a target embedding. The pieces, one file each:
 * ``awp``: robust anchors fitted under adversarial weight perturbation (4.4);
 * ``bank``: anchors with their embeddings and captions, retrieval by cosine top-k (4.1);
 * ``procrustes``: the per-prompt orthogonal map and the blending target (4.5, 4.6);
-* ``inverter``: ``CLIPInverter``, the tasks, and its hub I/O.
+* ``engine``: ``InversionEngine``, the optimisation loop every task, benchmark and bank build
+  runs (4.3, 4.6);
+* ``inverter``: ``CLIPInverter``, the tasks (their targets, weights and starts), and its hub I/O.
 """

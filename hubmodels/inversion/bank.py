@@ -38,10 +38,10 @@ from safetensors.torch import load_file
 
 from hubmodels.hub import (
     CheckpointError,
-    _short_list,
     layout_problems,
     read_config,
     save_safetensors,
+    short_list,
 )
 
 BANK_WEIGHTS = "bank.safetensors"
@@ -279,12 +279,12 @@ class AnchorBank:
         )
         not_float = sorted(k for k, t in tensors.items() if not t.is_floating_point())
         if not_float:
-            problems.append(f"non-floating tensors: {_short_list(not_float)}")
+            problems.append(f"non-floating tensors: {short_list(not_float)}")
         non_finite = sorted(
             k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
         )
         if non_finite:
-            problems.append(f"non-finite values (NaN/inf) in: {_short_list(non_finite)}")
+            problems.append(f"non-finite values (NaN/inf) in: {short_list(non_finite)}")
         if problems:
             raise CheckpointError(
                 f"{weights_path} does not match the bank {config_path.name} describes; "
@@ -374,11 +374,11 @@ def _embeddings(x: torch.Tensor, name: str) -> torch.Tensor:
     x = x.detach().to("cpu", torch.float32)
     if not torch.isfinite(x).all():
         rows = [str(i) for i in torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten().tolist()]
-        raise ValueError(f"{name} has non-finite values (NaN/inf) in rows {_short_list(rows)}")
+        raise ValueError(f"{name} has non-finite values (NaN/inf) in rows {short_list(rows)}")
     norms = x.norm(dim=1, keepdim=True)
     if (norms < _MIN_NORM).any():
         rows = [str(i) for i in torch.nonzero(norms.flatten() < _MIN_NORM).flatten().tolist()]
-        raise ValueError(f"{name} has zero rows (no direction) at {_short_list(rows)}")
+        raise ValueError(f"{name} has zero rows (no direction) at {short_list(rows)}")
     return (x / norms).contiguous()
 
 

@@ -87,7 +87,7 @@ def build_bank(
         fit_anchor(net, small, steps=anchor_steps, lr=anchor_lr, gamma=gamma, blur_sigma=blur_sigma)
         for name, tensor in net.state_dict().items():
             anchors.setdefault(name, []).append(tensor.detach().cpu())
-        image_embeds.append(inverter._image_embedding(x).cpu())
+        image_embeds.append(inverter.engine.image_embedding(x).cpu())
         if encoder.has_text:
             with torch.no_grad():
                 text_embeds.append(encoder.encode_text([caption]).float()[0].cpu())

@@ -20,41 +20,40 @@ w_i and start phi_0:
   embedding), t_2 = the content image's embedding with weight lambda_c; the sweep starts at a
   deeper layer, so the layout-carrying shallow layers stay frozen.
 
-The constructor is the config: only JSON-able arguments, saved to config.json by
+The loop itself is ``InversionEngine`` (engine.py), public for benchmarks, studies and bank
+building; this class chooses each task's targets, weights and start. The constructor is the
+config: only JSON-able arguments, saved to config.json by
 ``save_pretrained``; the bank is data and travels beside it (``bank.safetensors``, ``bank.json``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hubmodels.hub import CONFIG_NAME, CheckpointError, push_folder, read_config
-from hubmodels.inversion.augment import AugmentConfig, averaged_embedding
+from hubmodels.inversion.augment import AugmentConfig
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
+from hubmodels.inversion.engine import Callback, InversionEngine, Target
 from hubmodels.inversion.finer import FinerNet, INRConfig
 from hubmodels.inversion.images import centre_square, load_image, to_pil
 from hubmodels.inversion.output import InversionOutput
-from hubmodels.inversion.procrustes import blend_target, cosine_distance, procrustes_target
-from hubmodels.inversion.schedule import LayerSweep, layer_param_groups
+from hubmodels.inversion.procrustes import blend_target, procrustes_target
 
 BANK_FILES = ("bank.safetensors", "bank.json")
 MAX_STEPS = 5000
 RESOLUTION_RANGE = (16, 1024)
 RENDER_RESOLUTION = 112  # see docs/inversion.md: the study at half resolution and the cost table
 
-# step (1-based), current rendering (1, 3, H, W) in [0, 1], current loss
-Callback = Callable[[int, torch.Tensor, float], None]
 Prompt = str | Mapping[str, float]
 
 
@@ -143,6 +142,17 @@ class CLIPInverter:
         self.encoder: ImageEncoder = load_encoder(clip, pretrained).to(self.device).eval()
         if self.device.type == "cuda":  # NHWC convolutions (a ViT only has its patch stem)
             self.encoder.to(memory_format=torch.channels_last)
+        self.engine = InversionEngine(
+            self.encoder,
+            self.inr_config,
+            self.augment_config,
+            resolution=self.config["resolution"],
+            render_resolution=self.config["render_resolution"],
+            lr=self.config["lr"],
+            sweep_width=self.config["sweep_width"],
+            output_floor=self.config["output_floor"],
+            device=self.device,
+        )
         self.bank: AnchorBank | None = None
 
     # ------------------------------------------------------------------ bank
@@ -190,7 +200,7 @@ class CLIPInverter:
         settings = self._settings("text_to_image", seed, steps, prompt=prompt)
         settings["negative_prompt"] = negative_prompt if has_negative else None
         if self.bank is None:
-            net, terms = self._new_net(seed), [(text, 1.0)]
+            net, terms = self.engine.new_net(seed), [(text, 1.0)]
             settings["mode"] = "plain"
         else:
             indices, _ = self.bank.retrieve(text, self.config["neighbours"], against="text")
@@ -205,7 +215,7 @@ class CLIPInverter:
             settings.update(mode="bank", anchor_caption=self.bank.captions[int(indices[0])])
         if negative is not None:
             terms.append((negative, -self.config["negative_weight"]))
-        return self._run(net, terms, steps, seed, 0, callback, preview_every, settings)
+        return self._optimise(net, terms, steps, seed, 0, callback, preview_every, settings)
 
     def reconstruct(
         self,
@@ -229,15 +239,17 @@ class CLIPInverter:
             raise ValueError("start='anchor' needs a bank: use_bank(...) or start='random'")
         steps = self._steps(num_inference_steps)
         seed = _resolve_seed(generator, seed)
-        target = self._image_embedding(image)
+        target = self.engine.image_embedding(image)
         settings = self._settings("reconstruct", seed, steps, start=start)
         if self.bank is not None and start != "random":
             indices, _ = self.bank.retrieve(target, 1, against="image")
             net = self._anchor_net(int(indices[0]))
             settings["anchor_caption"] = self.bank.captions[int(indices[0])]
         else:
-            net = self._new_net(seed)
-        return self._run(net, [(target, 1.0)], steps, seed, 0, callback, preview_every, settings)
+            net = self.engine.new_net(seed)
+        return self._optimise(
+            net, [(target, 1.0)], steps, seed, 0, callback, preview_every, settings
+        )
 
     def style_transfer(
         self,
@@ -268,9 +280,9 @@ class CLIPInverter:
                 style_target = self._procrustes(style_target, indices)
             style_setting = style
         else:
-            style_target, style_setting = self._image_embedding(style), "<image>"
+            style_target, style_setting = self.engine.image_embedding(style), "<image>"
         settings = self._settings("style_transfer", seed, steps, style=style_setting)
-        net = self._new_net(seed)
+        net = self.engine.new_net(seed)
         fit_anchor(
             net,
             content,
@@ -280,16 +292,18 @@ class CLIPInverter:
         )
         terms = [
             (style_target, 1.0),
-            (self._image_embedding(content), self.config["content_weight"]),
+            (self.engine.image_embedding(content), self.config["content_weight"]),
         ]
         start_layer = self.config["style_start_layer"]
-        return self._run(net, terms, steps, seed, start_layer, callback, preview_every, settings)
+        return self._optimise(
+            net, terms, steps, seed, start_layer, callback, preview_every, settings
+        )
 
     # ------------------------------------------------------------------ the engine
-    def _run(
+    def _optimise(
         self,
         net: FinerNet,
-        terms: list[tuple[torch.Tensor, float]],
+        terms: list[Target],
         steps: int,
         seed: int,
         start_layer: int,
@@ -297,66 +311,18 @@ class CLIPInverter:
         preview_every: int,
         settings: dict[str, Any],
     ) -> InversionOutput:
-        """Optimise ``net`` toward the weighted targets; the loop of the module docstring."""
-        if preview_every < 1:
-            raise ValueError(f"preview_every must be positive, got {preview_every}")
-        targets = torch.stack([t.reshape(-1) for t, _ in terms]).to(self.device)
-        weights = torch.tensor([w for _, w in terms], device=self.device)
-        optimizer = torch.optim.Adam(layer_param_groups(net), lr=self.config["lr"])
-        sweep = LayerSweep(
-            optimizer,
-            steps,
-            lr_max=self.config["lr"],
-            width=self.config["sweep_width"],
+        """The engine's loop (``InversionEngine.optimise``), packed as a task's output."""
+        result = self.engine.optimise(
+            net,
+            terms,
+            steps=steps,
+            seed=seed,
             start_layer=start_layer,
-            output_floor=self.config["output_floor"],
+            callback=callback,
+            preview_every=preview_every,
         )
-        generator = torch.Generator().manual_seed(seed + 1)  # the augmentations' stream
-        size = self.config["resolution"]
-        grid = min(self.config["render_resolution"] or size, size)
-        losses = []
-        for step in range(steps):
-            sweep.apply(step)
-            # On a grid coarser than the output, a fresh sub-pixel shift each step: the points
-            # between grid lines, which the final render shows, are optimised too. The shift
-            # moves the image by under one grid pixel, a translation the random crops dwarf.
-            shift = torch.rand(2, generator=generator) - 0.5 if grid < size else None
-            image = net.render(grid, grid, shift)
-            embedding = self._averaged_embedding(image, generator)
-            loss = (weights * cosine_distance(embedding, targets)).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-            done = step + 1
-            if done % preview_every == 0 or done == steps:
-                value = float(loss.detach())  # one device sync per preview, not per step
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"the loss became {value} at step {done}; "
-                        f"lower lr (now {self.config['lr']})"
-                    )
-                if callback is not None:
-                    callback(done, image.detach(), value)
-        with torch.no_grad():
-            final = net.render(size, size)
-        settings["final_loss"] = float(losses[-1])
-        return InversionOutput(
-            images=to_pil(final),
-            losses=torch.stack(losses).float().cpu().tolist(),
-            settings=settings,
-        )
-
-    def _averaged_embedding(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        # bf16 autocast for the encoder only: the INR's sines at omega 30 need fp32 arguments.
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda"
-            else contextlib.nullcontext()
-        )
-        with autocast:
-            embedding = averaged_embedding(self.encoder, image, self.augment_config, generator)
-        return embedding.float()
+        settings["final_loss"] = result.losses[-1]
+        return InversionOutput(images=to_pil(result.image), losses=result.losses, settings=settings)
 
     # ------------------------------------------------------------------ targets and starts
     def _prompt_embedding(self, prompt: Prompt) -> torch.Tensor:
@@ -376,13 +342,6 @@ class CLIPInverter:
         embeds = torch.nn.functional.normalize(embeds, dim=-1)
         return torch.nn.functional.normalize((weights[:, None] * embeds).sum(0), dim=0)
 
-    def _image_embedding(self, image: Any) -> torch.Tensor:
-        """Unit embedding of an image: the mean over a fixed set of augmentations, so the
-        target lives in the same augmented space as the renderings it is compared with."""
-        x = load_image(image).to(self.device)
-        with torch.no_grad():
-            return self._averaged_embedding(x, torch.Generator().manual_seed(0))[0]
-
     def _procrustes(self, query: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         return procrustes_target(
             query,
@@ -391,16 +350,8 @@ class CLIPInverter:
             centre=self.config["centre_procrustes"],
         )
 
-    def _new_net(self, seed: int) -> FinerNet:
-        with torch.random.fork_rng(devices=[]):  # a seeded init without touching global state
-            torch.manual_seed(seed)
-            net = FinerNet(self.inr_config)
-        return net.to(self.device)
-
     def _anchor_net(self, index: int) -> FinerNet:
-        net = FinerNet(self.inr_config)
-        net.load_state_dict(self.bank.anchor_state(index), strict=True)
-        return net.to(self.device)
+        return self.engine.net_from_state(self.bank.anchor_state(index))
 
     def _require_text(self) -> None:
         if not self.encoder.has_text:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hubmodels.metrics.generation import Images, _as_images
+from hubmodels.metrics.generation import Images, as_images
 
 
 @torch.no_grad()
@@ -27,7 +27,7 @@ def clip_score(
     ``encoder`` is a ``hubmodels.inversion.encoders.ImageEncoder`` with a text tower (an
     ``OpenCLIPEncoder``); it resizes and normalises the images itself.
     """
-    x = _as_images(images, "images")
+    x = as_images(images, "images")
     prompts = list(prompts)
     if len(prompts) != len(x):
         raise ValueError(f"{len(x)} images but {len(prompts)} prompts; pass one prompt per image")

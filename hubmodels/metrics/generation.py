@@ -273,7 +273,7 @@ def classifier_extractor(model: nn.Module, name: str | None = None) -> FeatureEx
 
 
 # ---------------------------------------------------------------------------- input handling
-def _as_images(images: Images, what: str) -> torch.Tensor:
+def as_images(images: Images, what: str) -> torch.Tensor:
     """Validate images as a float tensor (N, C, H, W) in [0, 1]; PIL images are converted."""
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
@@ -339,7 +339,7 @@ def extract_features(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    x = _as_images(images, "images")
+    x = as_images(images, "images")
     feats, logits = [], []
     for start in range(0, x.shape[0], batch_size):
         f, lg = extractor.features_and_logits(x[start : start + batch_size])
@@ -517,7 +517,7 @@ def judge_report(
     a value), ``class_names``, and ``judge``, ``resolution``, ``num_samples``, ``feature_dim``.
     """
     extractor = classifier_extractor(judge_model, name=name)
-    x = _as_images(images, "images")
+    x = as_images(images, "images")
     y = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{x.shape[0]} images but {y.shape[0]} labels")
