@@ -278,7 +278,7 @@ def sample_classes(
         f"seed={seed}, init={init!r}, guidance={settings['guidance']}, "
         f"adaptive_stop={settings['adaptive_stop']}, steps={steps})`"
     )
-    from hubmodels.inversion.images import save_png
+    from hubmodels.images import save_png
 
     shown = out.tensors
     if show_nearest:
@@ -734,7 +734,7 @@ def _invert(
     kind: str, call: Callable, steps: float, seed: float, progress: gr.Progress | None = None
 ) -> Iterator[tuple]:
     """Stream one inverter task: previews, then the image, its settings and a PNG carrying them."""
-    from hubmodels.inversion.images import ImageInputError, save_png, to_pil
+    from hubmodels.images import ImageInputError, save_png, to_pil
 
     steps = _whole("Steps", steps, 1, 5000)
     seed = _whole("Seed", seed, 0, 2**31 - 1)
@@ -878,7 +878,7 @@ def _image_output(value: Any = None, **options: Any) -> gr.Image:
     can be sent a half-written file (the load benchmark saw 5 of 100 fail this way). Here the
     file is written once, under a temporary name and renamed into place, before gradio sees it.
     """
-    from hubmodels.inversion.images import write_bytes_atomically
+    from hubmodels.images import write_bytes_atomically
 
     component = gr.Image(value, type="pil", format="png", **options)
     postprocess = component.postprocess

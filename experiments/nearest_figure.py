@@ -15,8 +15,8 @@ import argparse
 import torch
 from torchvision.utils import make_grid
 
+from hubmodels.images import to_pil
 from hubmodels.metrics import nearest_neighbours
-from hubmodels.sampling.sampler import to_pil
 from hubmodels.training.data import load_dataset
 
 

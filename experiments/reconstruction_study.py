@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from hubmodels import CLIPInverter
+from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import averaged_embedding
 from hubmodels.inversion.build_bank import build_bank
 from hubmodels.inversion.encoders import efficientnet_lite0_weights
-from hubmodels.inversion.images import centre_square, load_image, to_pil
 from hubmodels.inversion.inverter import RENDER_RESOLUTION
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.metrics import extract_features, inception_extractor

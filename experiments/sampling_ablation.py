@@ -39,6 +39,7 @@ import torch
 from torchvision.utils import make_grid
 
 from hubmodels import RobustClassifier
+from hubmodels.images import to_pil
 from hubmodels.metrics import (
     classifier_extractor,
     copy_report,
@@ -46,7 +47,6 @@ from hubmodels.metrics import (
     extract_features,
     inception_extractor,
 )
-from hubmodels.sampling.sampler import to_pil
 from hubmodels.training.data import load_dataset
 
 PRESETS = ("standard", "pgdat", "trades", "weat", "der")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
+from hubmodels.images import centre_square, load_image, save_png
 from hubmodels.inversion.build_bank import read_captions
 from hubmodels.inversion.encoders import OpenCLIPEncoder
-from hubmodels.inversion.images import centre_square, load_image, save_png
 from hubmodels.inversion.inverter import CLIPInverter
 from hubmodels.metrics import clip_score, extract_features, fid_kid, inception_extractor
 

@@ -207,7 +207,7 @@ def test_class_sampling_streams_previews_then_the_grid():
     assert "6 samples" in status and "Sneaker, Bag" in status and "seed 0" in status
     assert "energy guidance on, adaptive stop off, 10 steps each" in status
     assert all(text.startswith("Sampling: step") for _, text, _ in updates[:-1])
-    from hubmodels.inversion.images import read_png_settings
+    from hubmodels.images import read_png_settings
 
     settings = read_png_settings(png)
     assert settings["classes"] == ["Sneaker", "Bag"] and settings["seed"] == 0
@@ -462,7 +462,7 @@ def _photo(path: Path) -> str:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_text_to_image_streams_then_returns_a_png_with_settings(clip_env):
-    from hubmodels.inversion.images import read_png_settings
+    from hubmodels.images import read_png_settings
 
     app = _load_app()
     updates = list(app.text_to_image("a red boat", "blurry", 12, 3))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hubmodels.__main__ import build_parser
-from hubmodels.training.config import config_from_args
+from hubmodels.cli.train import config_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = re.compile(r"(?:accelerate launch|python) -m hubmodels train")

@@ -20,7 +20,7 @@ from hubmodels.explorer import (
     energy_report,
     to_model_input,
 )
-from hubmodels.inversion.images import ImageInputError
+from hubmodels.images import ImageInputError
 from hubmodels.metrics import fpr_at_tpr, ood_auroc
 
 PRESETS = ["standard", "pgdat", "trades", "weat", "der"]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import ACCELERATE_CPU_2
 from hubmodels.__main__ import main
-from hubmodels.inversion.images import read_png_settings
+from hubmodels.images import read_png_settings
 
 TINY_FLAGS = ["--resolution", "32", "--lr", "1e-3", "--neighbours", "2"]
 BANK_FLAGS = ["--anchor-steps", "3", "--anchor-resolution", "16"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from hubmodels.inversion.images import centre_square, load_image
+from hubmodels.images import centre_square, load_image
 
 LUMA = (0.299, 0.587, 0.114)
 

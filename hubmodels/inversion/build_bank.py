@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from hubmodels.images import load_image
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
-from hubmodels.inversion.images import load_image
 
 
 def read_captions(

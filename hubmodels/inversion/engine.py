@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
+from hubmodels.images import load_image
 from hubmodels.inversion.augment import AugmentConfig, averaged_embedding
 from hubmodels.inversion.encoders import ImageEncoder
 from hubmodels.inversion.finer import FinerNet, INRConfig
-from hubmodels.inversion.images import load_image
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.inversion.schedule import LayerSweep, layer_param_groups
 

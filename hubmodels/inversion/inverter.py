@@ -39,13 +39,13 @@ from typing import Any
 import torch
 
 from hubmodels.hub import CONFIG_NAME, CheckpointError, push_folder, read_config
+from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import AugmentConfig
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
 from hubmodels.inversion.engine import Callback, InversionEngine, Target
 from hubmodels.inversion.finer import FinerNet, INRConfig
-from hubmodels.inversion.images import centre_square, load_image, to_pil
 from hubmodels.inversion.output import InversionOutput
 from hubmodels.inversion.procrustes import blend_target, procrustes_target
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from hubmodels.energy import joint_energy
+from hubmodels.images import to_pil
 from hubmodels.sampling.priors import PriorShape
 from hubmodels.sampling.sampler import (
     MAX_SAMPLES,
@@ -19,7 +20,6 @@ from hubmodels.sampling.sampler import (
     SampleOutput,
     SamplerSettings,
     sgld,
-    to_pil,
 )
 
 

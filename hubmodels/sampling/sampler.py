@@ -142,12 +142,3 @@ def _reached(
     if guidance:
         return (energy - target).abs() <= allowed
     return energy <= target + allowed
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(N, C, H, W) in [0, 1] -> PIL images ("L" for one channel, "RGB" for three)."""
-    array = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    array = array.permute(0, 2, 3, 1).numpy()
-    if array.shape[-1] == 1:
-        return [Image.fromarray(a[..., 0], mode="L") for a in array]
-    return [Image.fromarray(a, mode="RGB") for a in array]

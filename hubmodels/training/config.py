@@ -8,7 +8,6 @@ says.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,32 +98,3 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per TrainConfig field; booleans get ``--x/--no-x``. The help lists the
-    registered datasets and backbones by name, so ``--help`` alone says what to type."""
-    from hubmodels.classifiers.architectures import ARCHITECTURES
-    from hubmodels.training.data import DATASETS
-
-    names = {
-        "datasets": ", ".join(sorted(DATASETS)),
-        "architectures": ", ".join(sorted(ARCHITECTURES)),
-    }
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
-        text = f.metadata["help"].format(**names)
-        if kind == "bool":
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=text
-            )
-            continue
-        base = kind.split("|")[0].strip()
-        convert = {"int": int, "float": float, "str": str}[base]
-        parser.add_argument(flag, type=convert, default=f.default, help=text)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

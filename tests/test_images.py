@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hubmodels.inversion.images import (
+from hubmodels.images import (
     ImageInputError,
     centre_square,
     load_image,

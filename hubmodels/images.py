@@ -1,4 +1,6 @@
-"""Images in and out of the inverter: whatever users upload becomes a clean RGB tensor.
+"""Images in and out of the package: uploads to tensors, tensors to PIL and PNG files.
+
+The one images module: the inverter, the sampler, the energy explorer and the Space all use it.
 
 Uploads arrive as paths, PIL images, numpy arrays or tensors, in any PIL mode (greyscale, RGBA,
 palette, 16-bit) and any size. ``load_image`` turns each into a (1, 3, H, W) float tensor in
@@ -173,6 +175,9 @@ def read_png_settings(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(N, 3, H, W) in [0, 1] -> RGB PIL images."""
+    """(N, C, H, W) in [0, 1] -> PIL images ("L" for one channel, "RGB" for three)."""
     array = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    return [Image.fromarray(a, mode="RGB") for a in array.permute(0, 2, 3, 1).numpy()]
+    array = array.permute(0, 2, 3, 1).numpy()
+    if array.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L") for a in array]
+    return [Image.fromarray(a, mode="RGB") for a in array]
