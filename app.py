@@ -9,12 +9,15 @@ package call; no model code lives here. The tabs, those that work offline first:
 * **Energy explorer**: one input's energies under two presets side by side, its
   out-of-distribution verdict, and a PGD attack streamed step by step in energies;
 * **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
-  encoder the environment configures (``HOW_TO_CONFIGURE``); without loadable weights the tabs
-  stay and say why in one sentence when used (the server log says how to configure them);
+  encoder ``SpaceSettings`` names (flags or environment variables: ``HOW_TO_CONFIGURE``);
+  without loadable weights the tabs stay and say why in one sentence when used (the server log
+  says how to configure them);
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
   one picked, its model card and delta-energy training plot.
 
 Start-up only reads small files (config.json, README.md); models are built when a tab needs one.
+``import app`` starts nothing; ``app.build_demo(app.SpaceSettings(clip=..., pretrained=...))``
+builds the Space from Python, and ``main`` reads flags over the environment once.
 
 Run locally with ``python app.py [--host 0.0.0.0] [--port 7860]``; on Hugging Face Spaces the
 platform sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which are the defaults here.
@@ -23,6 +26,7 @@ platform sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which are the defaults he
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import io
@@ -33,7 +37,8 @@ import queue
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -642,7 +647,7 @@ def explorer_tab() -> None:
 
 
 # ---------------------------------------------------------------------------- CLIP^-1 tabs
-# Which encoders the CLIP tabs use: environment variables, as on a Hugging Face Space.
+# Which encoders the CLIP tabs use: flags, or environment variables as on a Hugging Face Space.
 ENV_CLIP, ENV_PRETRAINED, ENV_BANK = "HUBMODELS_CLIP", "HUBMODELS_CLIP_PRETRAINED", "HUBMODELS_BANK"
 ENV_IMAGE_ENCODER, ENV_IMAGE_WEIGHTS = "HUBMODELS_IMAGE_ENCODER", "HUBMODELS_IMAGE_ENCODER_WEIGHTS"
 ENV_RESOLUTION, ENV_STEPS = "HUBMODELS_RESOLUTION", "HUBMODELS_STEPS"
@@ -656,18 +661,75 @@ HOW_TO_CONFIGURE = (
 )
 
 
+@dataclass(frozen=True)
+class SpaceSettings:
+    """What the CLIP tabs run on. ``main`` reads it once from flags over the environment;
+    ``build_demo(settings)`` takes one, so the Space can be built from Python too.
+
+    ``pretrained``: an open_clip tag (needs the internet or the hub cache), a local weights
+    file, or "random" (a demonstration whose images mean nothing). ``resolution`` and ``steps``
+    default by device: 224 px and 400 steps on a GPU, 96 px and 30 steps on a CPU.
+    """
+
+    clip: str = "ViT-B-32"
+    pretrained: str = "openai"
+    bank: str | None = None
+    image_encoder: str | None = None
+    image_encoder_weights: str | None = None
+    resolution: int | None = None
+    steps: int | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> SpaceSettings:
+        """The settings a Hugging Face Space's variables describe (unset: the defaults)."""
+
+        def number(name: str) -> int | None:
+            return int(environ[name]) if environ.get(name) else None
+
+        return cls(
+            clip=environ.get(ENV_CLIP) or cls.clip,
+            pretrained=environ.get(ENV_PRETRAINED) or cls.pretrained,
+            bank=environ.get(ENV_BANK) or None,
+            image_encoder=environ.get(ENV_IMAGE_ENCODER) or None,
+            image_encoder_weights=environ.get(ENV_IMAGE_WEIGHTS) or None,
+            resolution=number(ENV_RESOLUTION),
+            steps=number(ENV_STEPS),
+        )
+
+    @property
+    def default_steps(self) -> int:
+        return self.steps or (400 if torch.cuda.is_available() else 30)
+
+
+# The Space's one configuration and the encoders loaded for it. Module state, set only through
+# ``configure``: ZeroGPU runs the tab functions as module-level functions, so they cannot be
+# methods of an object holding the settings.
+_settings: SpaceSettings | None = None
+_inverters: dict[str, Any] = {}  # kind -> CLIPInverter, or the reason it could not be loaded
+
+
+def configure(settings: SpaceSettings) -> SpaceSettings:
+    """Make ``settings`` the Space's; encoders loaded for other settings are dropped."""
+    global _settings
+    if settings != _settings:
+        _inverters.clear()
+    _settings = settings
+    return settings
+
+
+def current_settings() -> SpaceSettings:
+    """The configured settings; read from the environment if nothing configured them."""
+    return _settings or configure(SpaceSettings.from_environment())
+
+
 def _encoder_note() -> str:
     """What the CLIP tabs run on, told to the visitor."""
-    clip = os.environ.get(ENV_CLIP, "ViT-B-32")
-    pretrained = os.environ.get(ENV_PRETRAINED, "openai")
+    settings = current_settings()
     weights = "random weights (a demonstration: the images mean nothing)"
-    if pretrained != "random":
-        weights = f"the {Path(pretrained).name} weights"
-    bank = " and its anchor bank (the full CLIP⁻¹ method)" if os.environ.get(ENV_BANK) else ""
-    return f"Runs on {clip} with {weights}{bank}."
-
-
-_inverters: dict[str, Any] = {}  # kind -> CLIPInverter, or the reason it could not be loaded
+    if settings.pretrained != "random":
+        weights = f"the {Path(settings.pretrained).name} weights"
+    bank = " and its anchor bank (the full CLIP⁻¹ method)" if settings.bank else ""
+    return f"Runs on {settings.clip} with {weights}{bank}."
 
 
 def _inverter(kind: str):
@@ -676,11 +738,12 @@ def _inverter(kind: str):
     A failure is remembered too, so every request says why at once instead of retrying a
     download that cannot succeed.
     """
-    if kind == "image" and not os.environ.get(ENV_IMAGE_ENCODER):
+    settings = current_settings()
+    if kind == "image" and not settings.image_encoder:
         kind = "clip"  # the same encoder: load (or fail) once, not once per tab
     if kind not in _inverters:
         try:
-            _inverters[kind] = _load_inverter(kind)
+            _inverters[kind] = _load_inverter(kind, settings)
         except (CheckpointError, ValueError, OSError) as err:
             _inverters[kind] = f"{err}"
             logging.getLogger("hubmodels.space").warning(
@@ -701,33 +764,27 @@ def _first_sentence(text: str, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def _load_inverter(kind: str):
+def _load_inverter(kind: str, settings: SpaceSettings):
     from accelerate import PartialState
 
     from hubmodels import CLIPInverter
 
     device = PartialState().device
     # CPU-sized defaults: an image in about a minute; a GPU affords the paper's 224 px.
-    resolution = int(os.environ.get(ENV_RESOLUTION, 224 if device.type == "cuda" else 96))
-    if kind == "image" and os.environ.get(ENV_IMAGE_ENCODER):
+    resolution = settings.resolution or (224 if device.type == "cuda" else 96)
+    if kind == "image" and settings.image_encoder:
         return CLIPInverter(
-            os.environ[ENV_IMAGE_ENCODER],
-            os.environ.get(ENV_IMAGE_WEIGHTS) or None,
+            settings.image_encoder,
+            settings.image_encoder_weights,
             resolution=resolution,
             device=device,
         )
-    clip = os.environ.get(ENV_CLIP, "ViT-B-32")
     # Random weights only on explicit request ("random"): their images mean nothing.
-    pretrained = os.environ.get(ENV_PRETRAINED, "openai")
-    if os.environ.get(ENV_BANK):
+    if settings.bank:
         return CLIPInverter.from_pretrained(
-            os.environ[ENV_BANK], clip=clip, pretrained=pretrained, device=device
+            settings.bank, clip=settings.clip, pretrained=settings.pretrained, device=device
         )
-    return CLIPInverter(clip, pretrained, resolution=resolution, device=device)
-
-
-def _default_steps() -> int:
-    return int(os.environ.get(ENV_STEPS, 400 if torch.cuda.is_available() else 30))
+    return CLIPInverter(settings.clip, settings.pretrained, resolution=resolution, device=device)
 
 
 def _invert(
@@ -906,7 +963,7 @@ def _example_photo() -> str:
 
 
 def _seed_and_steps() -> tuple:
-    steps = gr.Slider(1, 1000, value=_default_steps(), step=1, label="Steps")
+    steps = gr.Slider(1, 1000, value=current_settings().default_steps, step=1, label="Steps")
     return steps, _seed_input()
 
 
@@ -1016,8 +1073,10 @@ TABS: list[tuple[str, Callable[[], None]]] = [
 ]
 
 
-def build_demo() -> gr.Blocks:
-    """Lay out every tab; nothing is launched and no model is built."""
+def build_demo(settings: SpaceSettings | None = None) -> gr.Blocks:
+    """Lay out every tab for ``settings`` (default: the environment's); nothing is launched and
+    no model is built."""
+    configure(settings or SpaceSettings.from_environment())
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         for label, build_tab in TABS:
@@ -1027,6 +1086,8 @@ def build_demo() -> gr.Blocks:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags over the environment, read once: ``host``, ``port`` and ``settings``."""
+    environment = SpaceSettings.from_environment()
     parser = argparse.ArgumentParser(description="Run the hubmodels Space locally.")
     parser.add_argument(
         "--host",
@@ -1039,30 +1100,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         help="port (default: $GRADIO_SERVER_PORT or 7860)",
     )
-    # Each flag sets the environment variable of the same setting, which the tabs read.
     flags = (
-        ("--clip", ENV_CLIP, "open_clip model for the CLIP tabs (default ViT-B-32)"),
-        ("--pretrained", ENV_PRETRAINED, "its weights: a tag (openai) or a local file"),
-        ("--bank", ENV_BANK, "a saved CLIPInverter with its anchor bank (folder or hub id)"),
-        ("--image-encoder", ENV_IMAGE_ENCODER, "e.g. timm:efficientnet_lite0, for images"),
-        ("--image-encoder-weights", ENV_IMAGE_WEIGHTS, "its local weights file"),
+        ("--clip", "clip", ENV_CLIP, "open_clip model for the CLIP tabs"),
+        ("--pretrained", "pretrained", ENV_PRETRAINED, "its weights: a tag, a file or random"),
+        ("--bank", "bank", ENV_BANK, "a saved CLIPInverter with its anchor bank"),
+        ("--image-encoder", "image_encoder", ENV_IMAGE_ENCODER, "e.g. timm:efficientnet_lite0"),
+        ("--image-encoder-weights", "image_encoder_weights", ENV_IMAGE_WEIGHTS, "its weights"),
     )
-    for flag, variable, what in flags:
-        parser.add_argument(flag, dest=variable, help=f"{what} (sets ${variable})")
+    for flag, field_name, variable, what in flags:
+        default = getattr(environment, field_name)
+        shown = default or "none"
+        parser.add_argument(
+            flag, dest=field_name, default=default, help=f"{what} (${variable}: {shown})"
+        )
     args = parser.parse_args(argv)
-    for _, variable, _ in flags:
-        if getattr(args, variable):
-            os.environ[variable] = getattr(args, variable)
+    args.settings = dataclasses.replace(
+        environment, **{name: getattr(args, name) for _, name, _, _ in flags}
+    )
     return args
 
 
-def serve_in_background(queue_size: int = QUEUE_SIZE, **launch: Any) -> tuple[gr.Blocks, str]:
+def serve_in_background(
+    settings: SpaceSettings | None = None, queue_size: int = QUEUE_SIZE, **launch: Any
+) -> tuple[gr.Blocks, str]:
     """The demo as ``main`` serves it, on a free local port, without blocking: (demo, url).
 
     For tests, benchmarks and screenshots; ``launch`` overrides ``LAUNCH_OPTIONS``, and
     ``demo.close()`` stops the server.
     """
-    demo = build_demo()
+    demo = build_demo(settings)
     demo.queue(max_size=queue_size)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -1079,7 +1145,7 @@ def serve_in_background(queue_size: int = QUEUE_SIZE, **launch: Any) -> tuple[gr
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    demo = build_demo()
+    demo = build_demo(args.settings)
     # A bounded queue: two jobs run at a time; a visitor is told "busy" only when their wait
     # would pass MAX_WAIT_S.
     demo.queue(max_size=QUEUE_SIZE)

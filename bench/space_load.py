@@ -17,7 +17,6 @@ a queue sized so that a waiting visitor is served within ``app.MAX_WAIT_S``), th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import resource
 import statistics
 import sys
@@ -26,18 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_app():
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = app  # as an import would: gradio reads its components' source
-    spec.loader.exec_module(app)
-    return app
-
-
-def start_app():
-    return load_app().serve_in_background()
+sys.path.insert(0, str(ROOT))  # app.py sits at the repository root; importing it starts nothing
 
 
 def main() -> None:
@@ -49,7 +37,8 @@ def main() -> None:
 
     from gradio_client import Client
 
-    app = load_app()
+    import app
+
     demo, url = app.serve_in_background()
     request = (
         "fmnist-smallcnn-der",

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # app.py sits at the repository root; importing it starts nothing
 
-from space_load import start_app  # noqa: E402
-from test_browser import CHROMIUM, FLAGS, TABS  # noqa: E402
+import app  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (`apt-get install chromium`)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 def main() -> None:
@@ -29,14 +30,14 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    demo, url = start_app()
+    demo, url = app.serve_in_background()
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1200, "height": 860})
             tall = {"Energy explorer": 1500}  # its report and both figures in one picture
             page.goto(url, wait_until="networkidle")
-            for tab in TABS:
+            for tab, _ in app.TABS:
                 page.get_by_role("tab", name=tab).click()
                 if tab == "Class sampling":
                     page.get_by_role("button", name="Sample", exact=True).click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
@@ -174,3 +175,17 @@ def tiny_clip(tmp_path_factory) -> str:
     (folder / f"{TINY_CLIP}.json").write_text(json.dumps(config))
     open_clip.add_model_config(folder)
     return TINY_CLIP
+
+
+def fresh_app():
+    """A fresh import of app.py: unconfigured, no encoder loaded, whatever earlier tests did.
+
+    ``import app`` would hand every test the same module and its loaded encoders.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "app", Path(__file__).resolve().parents[1] / "app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module  # as an import would: gradio reads its components' source
+    spec.loader.exec_module(module)
+    return module

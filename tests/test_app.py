@@ -7,14 +7,14 @@ registry, so these tests do not depend on which presets the package ships.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from conftest import fresh_app as _load_app
 from conftest import tiny_classifier
 from hubmodels import CheckpointError, hub
 from hubmodels import presets_catalog as catalog
@@ -38,15 +38,6 @@ def presets(monkeypatch, tmp_path):
     Image.new("RGB", (40, 20), (200, 30, 30)).save(tmp_path / "toy-tested" / catalog.PLOT_NAME)
     monkeypatch.setattr(hub, "PRESETS", registry)
     return tmp_path
-
-
-def _load_app():
-    """Import app.py from the repo root, whether or not pytest put the root on sys.path."""
-    spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module  # as an import would: gradio reads its components' source
-    spec.loader.exec_module(module)
-    return module
 
 
 def _row(name: str) -> dict[str, str]:
@@ -516,7 +507,11 @@ def test_without_clip_weights_the_tabs_say_why_and_sampling_still_works(monkeypa
     app = _load_app()
     calls = []
     real_load = app._load_inverter
-    monkeypatch.setattr(app, "_load_inverter", lambda kind: calls.append(kind) or real_load(kind))
+    monkeypatch.setattr(
+        app,
+        "_load_inverter",
+        lambda kind, settings: calls.append(kind) or real_load(kind, settings),
+    )
     with pytest.raises(gr.Error, match="cannot run CLIP⁻¹ right now") as err:
         list(app.text_to_image("a cat", "", 2, 0))
     message = str(err.value)
@@ -543,15 +538,36 @@ def test_text_to_image_endpoint_over_http(clip_env, tmp_path_factory):
             client.predict("", "", 3, 5, api_name="/text_to_image")
 
 
-def test_cli_flags_set_the_environment_the_tabs_read(monkeypatch):
+def test_flags_override_the_environment_once_and_write_nothing_back(monkeypatch):
     app = _load_app()
-    for variable in ("HUBMODELS_CLIP", "HUBMODELS_CLIP_PRETRAINED", "HUBMODELS_BANK"):
-        monkeypatch.setenv(variable, "x")  # so that monkeypatch restores what parse_args sets
-        monkeypatch.delenv(variable)
-    app.parse_args(["--clip", "ViT-B-16", "--pretrained", "/weights/clip.safetensors"])
-    assert app.os.environ["HUBMODELS_CLIP"] == "ViT-B-16"
-    assert app.os.environ["HUBMODELS_CLIP_PRETRAINED"] == "/weights/clip.safetensors"
-    assert "HUBMODELS_BANK" not in app.os.environ
+    monkeypatch.setenv("HUBMODELS_CLIP_PRETRAINED", "/env/clip.safetensors")
+    monkeypatch.setenv("HUBMODELS_STEPS", "12")
+    monkeypatch.delenv("HUBMODELS_BANK", raising=False)
+    args = app.parse_args(["--clip", "ViT-B-16", "--port", "7000"])
+    assert args.settings == app.SpaceSettings(
+        clip="ViT-B-16", pretrained="/env/clip.safetensors", steps=12
+    )
+    assert args.port == 7000 and app.os.environ.get("HUBMODELS_CLIP") != "ViT-B-16"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        args.settings.clip = "RN50"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_space_builds_from_python_with_its_settings(tiny_clip):
+    """``import app`` starts nothing; ``build_demo(settings)`` configures the tabs."""
+    app = _load_app()
+    settings = app.SpaceSettings(clip=tiny_clip, pretrained="random", resolution=32, steps=7)
+    demo = app.build_demo(settings)
+    assert app.current_settings() is settings
+    sliders = [b for b in demo.blocks.values() if type(b).__name__ == "Slider"]
+    assert any(s.label == "Steps" and s.value == 7 for s in sliders)
+    notes = [b.value for b in demo.blocks.values() if type(b).__name__ == "Markdown"]
+    assert any("with random weights" in str(n) for n in notes)
+    *_, (image, _, _) = app.text_to_image("a boat", "", 2, 0)
+    assert image.size == (32, 32)
+    app.configure(dataclasses.replace(settings, resolution=16))  # new settings, new encoder
+    *_, (image, _, _) = app.text_to_image("a boat", "", 2, 0)
+    assert image.size == (16, 16)
 
 
 def test_zerogpu_duration_grows_with_steps_and_is_capped():

@@ -8,11 +8,10 @@ test's temp folder.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+
+from conftest import fresh_app
 
 CHROMIUM = "/usr/bin/chromium"  # `apt-get install chromium`; .ci/run installs it
 FLAGS = [
@@ -40,11 +39,7 @@ pytestmark = [
 
 @pytest.fixture
 def served_app():
-    spec = importlib.util.spec_from_file_location("app", Path(__file__).parents[1] / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = app  # as an import would: gradio reads its components' source
-    spec.loader.exec_module(app)
-    demo, url = app.serve_in_background()
+    demo, url = fresh_app().serve_in_background()
     yield url
     demo.close()
 
