@@ -30,9 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ATTACKS", "eval_mode", "fgsm", "n_fgsm", "pgd", "rs_fgsm"]
+__all__ = [
+    "ATTACKS",
+    "BALLS",
+    "L2Ball",
+    "LinfBall",
+    "NormBall",
+    "eval_mode",
+    "fgsm",
+    "n_fgsm",
+    "pgd",
+    "rs_fgsm",
+]
 
-NORMS = ("linf", "l2")
 LOSSES = ("ce", "kl", "targeted")
 RANDOM_STARTS = ("uniform", "normal", "zero")
 
@@ -124,8 +134,89 @@ def _uniform(
     return u * (high - low) + low
 
 
+def _tiny(x: torch.Tensor) -> float:
+    # Smallest normal number of x's dtype: guards divisions by a zero norm without
+    # underflowing to 0 in half precision as a literal 1e-12 would.
+    return torch.finfo(x.dtype).tiny
+
+
+class NormBall:
+    """What a threat model's norm decides, in one object: where a uniform start lies, how an
+    iterate is projected back, and which way a steepest-ascent step goes."""
+
+    name: str
+
+    def uniform_start(
+        self, x: torch.Tensor, eps: float, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """A random perturbation delta_0 inside the eps-ball (before projection)."""
+        raise NotImplementedError
+
+    def projector(self, x: torch.Tensor, eps: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A map x_adv -> its projection onto the eps-ball around x, clipped to [0, 1].
+
+        Both sets are convex and, for these norms, clipping after projecting lands in their
+        intersection.
+        """
+        raise NotImplementedError
+
+    def steepest_direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """The unit-norm direction of steepest ascent for this norm."""
+        raise NotImplementedError
+
+
+class LinfBall(NormBall):
+    """L-inf: U(-eps, eps) starts, a box projection, sign steps."""
+
+    name = "linf"
+
+    def uniform_start(self, x, eps, generator):
+        return _uniform(x, -eps, eps, generator)
+
+    def projector(self, x, eps):
+        # The box and [0, 1] intersect in one box: one clamp against precomputed bounds.
+        lower = (x - eps).clamp_(min=0.0)
+        upper = (x + eps).clamp_(max=1.0)
+        return lambda x_adv: torch.clamp(x_adv, lower, upper)
+
+    def steepest_direction(self, grad):
+        return grad.sign()
+
+
+class L2Ball(NormBall):
+    """L2: random-direction starts, a per-sample renorm, unit-gradient steps."""
+
+    name = "l2"
+
+    def uniform_start(self, x, eps, generator):
+        # A random direction scaled to a radius drawn uniformly in [0, eps].
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        direction = direction / _per_sample(_l2_norms(direction).clamp_min(_tiny(x)), x)
+        radius = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+        return direction * _per_sample(radius * eps, x)
+
+    def projector(self, x, eps):
+        # Each sample's own delta is rescaled; renorming the whole batch or image (docs/
+        # methods.md 2.8 item 6) would let one sample's perturbation shrink another's. Clipping
+        # an L2 perturbation to [0, 1] only shrinks its coordinates, so it stays in the ball.
+        def project_l2(x_adv: torch.Tensor) -> torch.Tensor:
+            delta = x_adv - x
+            scale = (eps / _l2_norms(delta).clamp_min(_tiny(x))).clamp_(max=1.0)
+            return (x + delta * _per_sample(scale, x)).clamp_(0.0, 1.0)
+
+        return project_l2
+
+    def steepest_direction(self, grad):
+        # A sample with a zero gradient simply does not move.
+        return grad / _per_sample(_l2_norms(grad).clamp_min(_tiny(grad)), grad)
+
+
+BALLS: dict[str, NormBall] = {ball.name: ball for ball in (LinfBall(), L2Ball())}
+NORMS = tuple(BALLS)
+
+
 def _random_start(
-    x: torch.Tensor, eps: float, norm: str, kind: str, generator: torch.Generator | None
+    x: torch.Tensor, eps: float, ball: NormBall, kind: str, generator: torch.Generator | None
 ) -> torch.Tensor:
     """The starting perturbation delta_0 (before projection and clipping)."""
     if kind == "zero":
@@ -133,41 +224,7 @@ def _random_start(
     if kind == "normal":
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return TRADES_INIT_STD * noise
-    if norm == "linf":
-        return _uniform(x, -eps, eps, generator)
-    # L2 "uniform": a random direction scaled to a radius drawn uniformly in [0, eps].
-    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    direction = direction / _per_sample(_l2_norms(direction).clamp_min(_tiny(x)), x)
-    radius = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-    return direction * _per_sample(radius * eps, x)
-
-
-def _tiny(x: torch.Tensor) -> float:
-    # Smallest normal number of x's dtype: guards divisions by a zero norm without
-    # underflowing to 0 in half precision as a literal 1e-12 would.
-    return torch.finfo(x.dtype).tiny
-
-
-def _projector(x: torch.Tensor, eps: float, norm: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Return a map x_adv -> its projection onto the eps-ball around x, clipped to [0, 1].
-
-    Both sets are convex and, for these two norms, clipping after projecting lands in their
-    intersection: L-inf is a box (one clamp against precomputed bounds) and clipping an L2
-    perturbation only shrinks its coordinates. The L2 projection rescales each sample's own
-    delta; renorming the whole batch or image (docs/methods.md 2.8 item 6) would let one sample's
-    perturbation shrink another's.
-    """
-    if norm == "linf":
-        lower = (x - eps).clamp_(min=0.0)
-        upper = (x + eps).clamp_(max=1.0)
-        return lambda x_adv: torch.clamp(x_adv, lower, upper)
-
-    def project_l2(x_adv: torch.Tensor) -> torch.Tensor:
-        delta = x_adv - x
-        scale = (eps / _l2_norms(delta).clamp_min(_tiny(x))).clamp_(max=1.0)
-        return (x + delta * _per_sample(scale, x)).clamp_(0.0, 1.0)
-
-    return project_l2
+    return ball.uniform_start(x, eps, generator)
 
 
 def _ascend(
@@ -177,7 +234,7 @@ def _ascend(
     *,
     alpha: float,
     steps: int,
-    norm: str,
+    ball: NormBall,
     project: Callable[[torch.Tensor], torch.Tensor],
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
@@ -186,18 +243,13 @@ def _ascend(
 
     The per-sample objectives are summed, not averaged, so each sample's gradient is the
     gradient of its own loss whatever the batch size (the official TRADES code sums too).
-    L-inf steps follow the gradient sign; L2 steps follow the per-sample unit gradient, and a
-    sample with a zero gradient simply does not move.
+    The step direction is the ball's steepest ascent (L-inf: the sign; L2: the unit gradient).
     """
     for step in range(1, steps + 1):
         x_adv = x_adv.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(model(x_adv)).sum(), x_adv)
         with torch.no_grad():
-            if norm == "linf":
-                direction = grad.sign()
-            else:
-                direction = grad / _per_sample(_l2_norms(grad).clamp_min(_tiny(grad)), grad)
-            x_adv = project(x_adv.detach() + alpha * direction)
+            x_adv = project(x_adv.detach() + alpha * ball.steepest_direction(grad))
         if callback is not None:
             callback(step, x_adv)
     return x_adv.detach()
@@ -301,18 +353,19 @@ def pgd(
     with _attack_context(model):
         x = x.clone() if x.is_inference() else x  # inference tensors cannot enter autograd
         objective, success = _pgd_objective(model, x, y, loss, target)
-        project = _projector(x, eps, norm)
+        ball = BALLS[norm]
+        project = ball.projector(x, eps)
 
         best = best_loss = best_success = None
         for _ in range(restarts):
-            start = project(x + _random_start(x, eps, norm, random_start, generator))
+            start = project(x + _random_start(x, eps, ball, random_start, generator))
             x_adv = _ascend(
                 model,
                 start,
                 objective,
                 alpha=alpha,
                 steps=steps,
-                norm=norm,
+                ball=ball,
                 project=project,
                 callback=callback,
             )
@@ -378,10 +431,10 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> t
     x = x.detach()
     with _attack_context(model):
         x = x.clone() if x.is_inference() else x
-        project = _projector(x, eps, "linf")
-        return _ascend(
-            model, x, _ce_objective(y.long()), alpha=eps, steps=1, norm="linf", project=project
-        )
+        linf = BALLS["linf"]
+        project = linf.projector(x, eps)
+        objective = _ce_objective(y.long())
+        return _ascend(model, x, objective, alpha=eps, steps=1, ball=linf, project=project)
 
 
 def rs_fgsm(
@@ -411,10 +464,11 @@ def rs_fgsm(
     x = x.detach()
     with _attack_context(model):
         x = x.clone() if x.is_inference() else x
-        project = _projector(x, eps, "linf")
-        start = project(x + _uniform(x, -eps, eps, generator))
+        linf = BALLS["linf"]
+        project = linf.projector(x, eps)
+        start = project(x + linf.uniform_start(x, eps, generator))
         objective = _ce_objective(y.long())
-        return _ascend(model, start, objective, alpha=alpha, steps=1, norm="linf", project=project)
+        return _ascend(model, start, objective, alpha=alpha, steps=1, ball=linf, project=project)
 
 
 def n_fgsm(
@@ -456,7 +510,13 @@ def n_fgsm(
 
         start = clip(x + _uniform(x, -noise, noise, generator))
         return _ascend(
-            model, start, _ce_objective(y.long()), alpha=alpha, steps=1, norm="linf", project=clip
+            model,
+            start,
+            _ce_objective(y.long()),
+            alpha=alpha,
+            steps=1,
+            ball=BALLS["linf"],
+            project=clip,
         )
 
 

@@ -473,3 +473,25 @@ def test_our_pgd_matches_torchattacks_on_a_robust_preset():
         clean = (model(x).argmax(1) == y).double().mean().item()
     assert acc_ours < clean - 0.05  # the attack does something
     assert abs(acc_ours - acc_theirs) <= 0.03, (acc_ours, acc_theirs)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_each_norm_ball_owns_its_start_projection_and_step(norm):
+    from hubmodels.attacks import BALLS
+
+    ball = BALLS[norm]
+    measure = {
+        "linf": lambda d: d.flatten(1).abs().amax(1),
+        "l2": lambda d: d.flatten(1).norm(dim=1),
+    }
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    eps = 0.1
+    start = ball.uniform_start(x, eps, torch.Generator().manual_seed(1))
+    assert (measure[norm](start) <= eps + 1e-6).all() and (measure[norm](start) > 0).all()
+    project = ball.projector(x, eps)
+    far = project(x + 5 * torch.randn_like(x))
+    assert (measure[norm](far - x) <= eps + 1e-6).all() and far.min() >= 0 and far.max() <= 1
+    assert torch.equal(project(far), far)  # a projection: applying it twice changes nothing
+    step = ball.steepest_direction(torch.randn_like(x))
+    assert torch.allclose(measure[norm](step), torch.ones(6))
+    assert torch.equal(ball.steepest_direction(torch.zeros_like(x)), torch.zeros_like(x))
