@@ -178,14 +178,9 @@ def _whole(name: str, value: float | None, low: int, high: int) -> int:
 
 def _grid(images, columns: int) -> Image.Image:
     """(N, C, H, W) in [0, 1] -> one image, ``columns`` samples per row, enlarged."""
-    from torchvision.utils import make_grid
+    from hubmodels.images import image_grid
 
-    grid = make_grid(
-        images.detach().float().cpu().clamp(0, 1), nrow=columns, padding=2, pad_value=1
-    )
-    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    return picture.resize((picture.width * GRID_SCALE, picture.height * GRID_SCALE), Image.NEAREST)
+    return image_grid(images, columns, scale=GRID_SCALE)
 
 
 @functools.lru_cache(maxsize=4)

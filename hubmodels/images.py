@@ -181,3 +181,29 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     if array.shape[-1] == 1:
         return [Image.fromarray(a[..., 0], mode="L") for a in array]
     return [Image.fromarray(a, mode="RGB") for a in array]
+
+
+def image_grid(
+    images: torch.Tensor,
+    columns: int,
+    *,
+    padding: int = 2,
+    pad_value: float = 1.0,
+    scale: int = 1,
+) -> Image.Image:
+    """(N, C, H, W) in [0, 1] -> one PIL image, ``columns`` images a row (torchvision's
+    ``make_grid``), every pixel enlarged ``scale`` times without smoothing."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(
+        images.detach().float().cpu().clamp(0, 1),
+        nrow=columns,
+        padding=padding,
+        pad_value=pad_value,
+    )
+    if images.shape[1] == 1:
+        grid = grid[:1]  # make_grid repeats a single channel three times
+    picture = to_pil(grid[None])[0]
+    if scale == 1:
+        return picture
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)

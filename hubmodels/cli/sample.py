@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hubmodels.images import image_grid
 from hubmodels.sampling.priors import INITS
 from hubmodels.sampling.sampler import SamplerSettings
 
@@ -145,36 +146,24 @@ def _merge_parts(out: Path) -> None:
 
 
 def _grid(out: Path, fmt: str, model, classes: list[int], per_row: int) -> Path:
-    """One row per class, ``per_row`` samples each, written to out/grid.png."""
+    """One row per class, ``per_row`` samples each, 2-pixel black gaps, written to out/grid.png."""
     from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
 
     if fmt == "npz":
         data = np.load(out / "samples.npz")
-        rows = [
-            [
-                Image.fromarray(
-                    img.transpose(1, 2, 0).squeeze(-1)
-                    if img.shape[0] == 1
-                    else img.transpose(1, 2, 0)
-                )
-                for img in data["images"][data["labels"] == c][:per_row]
-            ]
-            for c in classes
-        ]
+        rows = [torch.from_numpy(data["images"][data["labels"] == c][:per_row]) for c in classes]
     else:
         rows = [
-            [
-                Image.open(p)
-                for p in sorted((out / _safe(model.class_names[c])).glob("*.png"))[:per_row]
-            ]
+            torch.stack(
+                [
+                    pil_to_tensor(Image.open(p))
+                    for p in sorted((out / _safe(model.class_names[c])).glob("*.png"))[:per_row]
+                ]
+            )
             for c in classes
         ]
-    size = model.config["image_size"]
-    mode = "L" if model.config["in_channels"] == 1 else "RGB"
-    grid = Image.new(mode, (per_row * (size + 2), len(classes) * (size + 2)))
-    for r, row in enumerate(rows):
-        for k, image in enumerate(row):
-            grid.paste(image, (k * (size + 2), r * (size + 2)))
+    grid = image_grid(torch.cat(rows).float() / 255, per_row, padding=2, pad_value=0)
     path = out / "grid.png"
-    grid.save(path)
+    grid.crop((2, 2, grid.width, grid.height)).save(path)  # gaps after each sample only
     return path

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from hubmodels.inversion.finer import FinerNet
 
@@ -39,19 +40,11 @@ Callback = Callable[[int, float], None]
 _RANGE_SLACK = 1e-4  # how far outside [0, 1] an image may stray by rounding alone
 
 
-def _kernel(sigma: float, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """A normalised 1-D Gaussian, radius ceil(3 sigma) cut to size - 1 so reflect padding works."""
-    radius = min(math.ceil(3 * sigma), size - 1)
-    offsets = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    return kernel / kernel.sum()
-
-
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with std ``sigma`` in pixels, reflect padding.
+    """Gaussian blur of (N, C, H, W) with std ``sigma`` in pixels, reflect padding (torchvision's).
 
     The kernel radius is ceil(3 sigma), cut to side - 1 on images too small for it (reflect
-    padding needs less than a side); the kernel is renormalised, so flat regions stay flat.
+    padding needs less than a side); the kernel is normalised, so flat regions stay flat.
     ``sigma == 0`` returns the input itself.
     """
     if image.dim() != 4:
@@ -60,20 +53,10 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0:
         return image
-    channels, height, width = image.shape[1:]
-    out = image
-    # Separable: a depthwise 1-D conv along columns, then along rows, O(radius) per pixel.
-    row_kernel = _kernel(sigma, width, image.device, image.dtype)
-    if len(row_kernel) > 1:
-        radius = len(row_kernel) // 2
-        out = F.pad(out, (radius, radius, 0, 0), mode="reflect")
-        out = F.conv2d(out, row_kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    col_kernel = _kernel(sigma, height, image.device, image.dtype)
-    if len(col_kernel) > 1:
-        radius = len(col_kernel) // 2
-        out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-        out = F.conv2d(out, col_kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
-    return out
+    height, width = image.shape[2:]
+    radius = math.ceil(3 * sigma)
+    sizes = [2 * min(radius, width - 1) + 1, 2 * min(radius, height - 1) + 1]  # (x, y)
+    return TF.gaussian_blur(image, kernel_size=sizes, sigma=[sigma, sigma])
 
 
 def _check_fit_arguments(
