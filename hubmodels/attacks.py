@@ -196,9 +196,9 @@ class L2Ball(NormBall):
         return direction * _per_sample(radius * eps, x)
 
     def projector(self, x, eps):
-        # Each sample's own delta is rescaled; renorming the whole batch or image (docs/
-        # methods.md 2.8 item 6) would let one sample's perturbation shrink another's. Clipping
-        # an L2 perturbation to [0, 1] only shrinks its coordinates, so it stays in the ball.
+        # Each sample's own delta is rescaled; renorming the whole batch or image
+        # (docs/methods.md 2.8 item 6) would let one sample's perturbation shrink another's.
+        # Clipping an L2 perturbation to [0, 1] only shrinks its coordinates: it stays inside.
         def project_l2(x_adv: torch.Tensor) -> torch.Tensor:
             delta = x_adv - x
             scale = (eps / _l2_norms(delta).clamp_min(_tiny(x))).clamp_(max=1.0)

@@ -24,7 +24,7 @@ from typing import Any
 
 import huggingface_hub.constants
 import torch
-from huggingface_hub import HfApi, get_session, hf_hub_download
+from huggingface_hub import HfApi, get_session, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -141,6 +141,52 @@ def resolve_checkpoint(
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
     return read_config(config_path), weights_path
+
+
+def resolve_folder(
+    source: str | os.PathLike,
+    patterns: list[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """A saved folder (it must hold config.json) as it is, or a hub id's files matching
+    ``patterns`` fetched into the cache: for checkpoints that are more than one weights file.
+
+    Like ``resolve_checkpoint``: the cache first, and an unreachable Hub fails in seconds.
+    """
+    if os.path.isdir(source):
+        folder = Path(source)
+        if not (folder / CONFIG_NAME).is_file():
+            raise CheckpointError(f"{folder} has no {CONFIG_NAME}: write one with save_pretrained")
+        return folder
+    source = str(source)
+    if source.count("/") != 1 or os.path.exists(source):
+        raise CheckpointError(f"{source!r} is neither a saved folder nor a hub id 'org/name'")
+    kwargs = dict(
+        repo_id=source, revision=revision, cache_dir=cache_dir, token=token, allow_patterns=patterns
+    )
+    try:
+        return resolve_folder(snapshot_download(local_files_only=True, **kwargs), patterns)
+    except LocalEntryNotFoundError:
+        pass
+    reason = "local_files_only=True" if local_files_only else hub_unreachable()
+    if reason:
+        raise CheckpointError(
+            f"{source!r} is not in the local cache and the Hugging Face Hub cannot be reached "
+            f"({reason})"
+        )
+    try:
+        path = snapshot_download(**kwargs)
+    except LocalEntryNotFoundError as err:
+        raise CheckpointError(
+            f"{source!r} is not in the local cache and the Hub cannot be reached: {err}"
+        ) from err
+    except HfHubHTTPError as err:
+        raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
+    return resolve_folder(path, patterns)
 
 
 HUB_PROBE_TIMEOUT = 3.0  # seconds; a reachable Hub answers a HEAD request far sooner

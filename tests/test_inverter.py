@@ -210,6 +210,11 @@ def test_save_and_load_round_trip_with_bank(inverter, bank, tmp_path, tiny_clip)
     assert loaded.config == inverter.config
     assert len(loaded.bank) == 3 and loaded.bank.captions == bank.captions
     # the encoder here is a fresh random CLIP: same name, so the bank is accepted
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "hubmodels" and "clip-inversion" in card.data.tags
+    assert "an anchor bank of 3 AWP anchors" in card.text
 
 
 def test_bank_of_another_encoder_is_refused(inverter, bank, tiny_clip):

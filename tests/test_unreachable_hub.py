@@ -65,3 +65,10 @@ def test_a_cached_checkpoint_loads_without_any_network(no_network, tmp_path, tin
     loaded = RobustClassifier.from_pretrained("org/cached", cache_dir=tmp_path)
     assert loaded.config["num_classes"] == tiny_model.config["num_classes"]
     assert no_network == []
+
+
+def test_an_inverter_hub_id_fails_in_seconds_too(no_network, tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match="Hugging Face Hub cannot be reached"):
+        CLIPInverter.from_pretrained("org/inverter", cache_dir=tmp_path)
+    assert time.perf_counter() - started < 10

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from hubmodels.hub import CONFIG_NAME, CheckpointError, push_folder, read_config
+from hubmodels.hub import CONFIG_NAME, CheckpointError, push_folder, read_config, resolve_folder
 from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import AugmentConfig
 from hubmodels.inversion.awp import fit_anchor
@@ -46,6 +46,7 @@ from hubmodels.inversion.bank import AnchorBank
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
 from hubmodels.inversion.engine import Callback, InversionEngine, Target
 from hubmodels.inversion.finer import FinerNet, INRConfig
+from hubmodels.inversion.model_card import inverter_model_card
 from hubmodels.inversion.output import InversionOutput
 from hubmodels.inversion.procrustes import blend_target, procrustes_target
 
@@ -384,7 +385,7 @@ class CLIPInverter:
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if self.bank is not None:
             self.bank.save(folder)
-        (folder / "README.md").write_text(_model_card(config, self.bank), encoding="utf-8")
+        inverter_model_card(config, self.bank).save(folder / "README.md")
         return folder
 
     @classmethod
@@ -405,7 +406,14 @@ class CLIPInverter:
         ``clip`` / ``pretrained`` override where the encoder's weights come from (say a local
         copy of the weights the bank was built with); the bank still refuses another encoder.
         """
-        folder = _resolve_folder(source, revision, cache_dir, local_files_only, token)
+        folder = resolve_folder(
+            source,
+            [CONFIG_NAME, *BANK_FILES, "README.md"],
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
         config = read_config(folder / CONFIG_NAME)
         has_bank = bool(config.pop("has_bank", False))
         for key in ("library_name", "class_name"):
@@ -452,63 +460,6 @@ def _config_keys() -> set[str]:
     """What config.json may hold: the constructor's arguments but device."""
     parameters = inspect.signature(CLIPInverter.__init__).parameters
     return set(parameters) - {"self", "device"}
-
-
-def _resolve_folder(
-    source: str | os.PathLike,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    local_files_only: bool,
-    token: str | bool | None,
-) -> Path:
-    """A local folder as it is, or a hub id's config, bank and card fetched into the cache."""
-    if os.path.isdir(source):
-        folder = Path(source)
-        if not (folder / CONFIG_NAME).is_file():
-            raise CheckpointError(f"{folder} has no {CONFIG_NAME}: write one with save_pretrained")
-        return folder
-    source = str(source)
-    if source.count("/") != 1 or os.path.exists(source):
-        raise CheckpointError(
-            f"{source!r} is neither a saved inverter folder nor a hub id 'org/name'"
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        path = snapshot_download(
-            source,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            allow_patterns=[CONFIG_NAME, *BANK_FILES, "README.md"],
-        )
-    except LocalEntryNotFoundError as err:
-        raise CheckpointError(
-            f"{source!r} is not in the local cache and the Hub cannot be reached: {err}"
-        ) from err
-    except HfHubHTTPError as err:
-        raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
-    return _resolve_folder(path, revision, cache_dir, local_files_only, token)
-
-
-def _model_card(config: dict[str, Any], bank: AnchorBank | None) -> str:
-    bank_line = (
-        f"an anchor bank of {len(bank)} AWP anchors (encoder `{bank.encoder}`)"
-        if bank is not None
-        else "no anchor bank (plain CLIP⁻¹: random INR start, raw text target)"
-    )
-    return (
-        "---\nlibrary_name: hubmodels\nlicense: apache-2.0\ntags:\n- hubmodels\n- clip-inversion\n"
-        "- text-to-image\n---\n\n# CLIP⁻¹ inverter\n\n"
-        f"A frozen `{config['clip']}` ({config['pretrained'] or 'random weights'}) used as a "
-        f"decoder by implicit inversion (FINER INR with a layer-wise learning-rate sweep), with "
-        f"{bank_line}. The encoder's weights are referenced, not copied.\n\n"
-        "```python\nfrom hubmodels import CLIPInverter\n"
-        'inv = CLIPInverter.from_pretrained("<this repo>")\n'
-        'image = inv.text_to_image("a lighthouse at dusk", seed=0).images[0]\n```\n'
-    )
 
 
 # ---------------------------------------------------------------------- argument checks
