@@ -205,6 +205,7 @@ def test_class_sampling_streams_previews_then_the_grid():
     assert settings["init"] == "local_pca" and settings["steps"] == 10
 
 
+@pytest.mark.slow
 def test_class_sampling_shows_each_sample_over_its_nearest_training_image():
     """With the data installed (CI installs it), a visitor sees the samples are new."""
     app = _load_app()
@@ -303,6 +304,7 @@ def test_explorer_flags_noise_and_explains_an_upload(tmp_path):
     assert report.count("**out of distribution**") >= 1
 
 
+@pytest.mark.slow
 def test_explorer_attack_streams_steps_and_contrasts_the_models():
     app = _load_app()
     updates = list(
@@ -317,6 +319,7 @@ def test_explorer_attack_streams_steps_and_contrasts_the_models():
     assert shifts.size[0] > shifts.size[1]
 
 
+@pytest.mark.slow
 def test_explorer_targeted_attack_names_its_target():
     app = _load_app()
     *_, (_, _, summary) = app.attack_energies(
@@ -387,6 +390,7 @@ def test_explorer_without_the_test_set_says_what_to_pick(monkeypatch):
     assert "a Bag sample" in report
 
 
+@pytest.mark.slow
 def test_explorer_endpoints_over_http(tmp_path_factory, tmp_path):
     from gradio_client import handle_file
 
@@ -464,6 +468,7 @@ def test_text_to_image_streams_then_returns_a_png_with_settings(clip_env):
     assert settings["prompt"] == "a red boat" and settings["negative_prompt"] == "blurry"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_style_transfer_and_reconstruction_run(clip_env, tmp_path):
     app = _load_app()
@@ -579,6 +584,7 @@ def test_zerogpu_duration_grows_with_steps_and_is_capped():
     assert app._gpu_seconds(1)(steps=100) == 24
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_image_endpoints_over_http_take_any_upload(clip_env, tmp_path_factory):
     """RGBA, greyscale, 16-bit and 8000x8000 uploads all work; a non-image is a clear error."""

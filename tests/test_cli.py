@@ -10,6 +10,7 @@ from hubmodels import RobustClassifier
 from hubmodels.__main__ import main
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="needs dataset-fashion-mnist")
 def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, capsys):
     model = RobustClassifier(

@@ -139,6 +139,7 @@ def test_images():
     return torch.stack([test[i][0] for i in range(1000)]), test.labels[:1000].clone()
 
 
+@pytest.mark.slow
 def test_attacks_move_a_standard_models_energies_far_more_than_a_robust_ones(test_images):
     """WEAT sec. 2.1's contrast, which the explorer shows: on the same 16 test images, PGD at the
     threat model raises the true class' E(x, y) several times more on the standard preset."""
@@ -184,6 +185,7 @@ def _fit_energy_reference(*flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_fit_energy_reference_cli_writes_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "model"
     result = _fit_energy_reference(
@@ -197,6 +199,7 @@ def test_fit_energy_reference_cli_writes_a_loadable_checkpoint(tmp_path):
     assert model.config["energy_reference"]["source"] == "fashion-mnist test, 300 images"
 
 
+@pytest.mark.slow
 def test_fit_energy_reference_cli_will_not_write_into_a_preset():
     result = _fit_energy_reference("--model", "fmnist-smallcnn-standard", "--num-images", "10")
     assert result.returncode == 2 and "pass --out DIR" in result.stderr

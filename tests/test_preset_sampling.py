@@ -15,6 +15,7 @@ def judge():
     return RobustClassifier.from_pretrained(JUDGE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fmnist-smallcnn-der", "fmnist-smallcnn-weat"])
 def test_pca_start_samples_convince_a_judge_and_noise_start_samples_do_not(name, judge):
     model = RobustClassifier.from_pretrained(name)
@@ -79,6 +80,7 @@ def test_default_starts_are_never_near_a_training_image(name, fashion_mnist):
     assert _nearest_train_distance(starts, train).min() > 1.0
 
 
+@pytest.mark.slow
 def test_default_samples_are_new_and_recognisable(fashion_mnist):
     """The done-when bar at a test's size: copy ratio >= 0.8, distinct neighbours >= 60 %."""
     import torch

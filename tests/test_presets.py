@@ -79,6 +79,7 @@ def pgd_accuracy_on_200(test_images):
 
 
 @needs_data
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ROBUST)
 def test_robust_presets_resist_pgd_where_the_standard_one_does_not(name, pgd_accuracy_on_200):
     # A quick check that the shipped weights are the adversarially trained ones: the recorded

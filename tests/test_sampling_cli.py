@@ -62,6 +62,7 @@ def test_sample_writes_pngs_per_class_and_a_grid(with_prior, tmp_path):
     assert Image.open(out / "grid.png").size == (3 * 30, 2 * 30)
 
 
+@pytest.mark.slow
 def test_accelerate_launch_splits_the_work_and_writes_what_one_process_writes(with_prior, tmp_path):
     common = [
         "--model",

@@ -40,6 +40,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_short_real_run_learns_and_writes_everything(tmp_path):
     config = _config(tmp_path, "run", method="trades", der_lambda=0.5, epochs=2, grad_accum=2)
     best = train(config)
@@ -65,11 +66,13 @@ def test_a_short_real_run_learns_and_writes_everything(tmp_path):
     assert len(sampled.images) == 3 and sampled.labels == [7, 7, 7]
 
 
+@pytest.mark.slow
 def test_no_fit_prior_leaves_the_checkpoints_without_one(tmp_path):
     best = train(_config(tmp_path, "bare", method="standard", epochs=1, fit_prior=False))
     assert RobustClassifier.from_pretrained(best).prior is None
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
     straight = train(_config(tmp_path, "straight", method="pgd_at", epochs=2, ema_decay=0.9))
 
@@ -102,6 +105,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
     assert [strip(x) for x in lines("straight")] == [strip(x) for x in lines("resumed")]
 
 
+@pytest.mark.slow
 def test_accelerate_launch_on_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     command = [
