@@ -259,7 +259,7 @@ def sample_classes(
     task = functools.partial(model.sample, chosen, n, seed=seed, **settings)
     for done, payload in _stream(lambda callback: task(callback=callback)):
         if not done:
-            step, images, _energies = payload
+            step, images, _info = payload
             progress((min(step, steps), steps), desc="sampling")
             yield _grid(images, n), f"Sampling: step {step} of at most {steps}...", None
     out = payload
@@ -795,10 +795,10 @@ def _invert(
     try:
         for done, payload in _stream(lambda callback: task(callback=callback)):
             if not done:
-                step, image, loss = payload
+                step, image, info = payload
                 if progress is not None:
                     progress((step, steps), desc="inverting")
-                yield to_pil(image)[0], f"Step {step} of {steps}: loss {loss:.4f}", None
+                yield to_pil(image)[0], f"Step {step} of {steps}: loss {info['loss']:.4f}", None
     except ImageInputError as err:
         raise UserError(str(err)) from err
     out = payload

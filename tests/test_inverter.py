@@ -84,7 +84,7 @@ def test_callback_streams_previews(inverter):
         num_inference_steps=7,
         seed=0,
         preview_every=3,
-        callback=lambda step, image, loss: seen.append((step, tuple(image.shape), loss)),
+        callback=lambda step, image, info: seen.append((step, tuple(image.shape), info["loss"])),
     )
     assert [s for s, _, _ in seen] == [3, 6, 7]
     assert all(shape == (1, 3, 32, 32) and np.isfinite(loss) for _, shape, loss in seen)
@@ -176,7 +176,7 @@ def test_bank_mode_starts_from_the_nearest_anchor(inverter, bank):
             num_inference_steps=2,
             seed=0,
             preview_every=1,
-            callback=lambda step, image, loss: first.append(image) if step == 1 else None,
+            callback=lambda step, image, info: first.append(image) if step == 1 else None,
         )
         assert out.settings["mode"] == "bank"
         anchor = inverter.engine.net_from_state(

@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hubmodels"
 # Lowest first. A part is a subpackage or a top-level module of hubmodels.
 LAYERS = [
-    {"hub", "energy", "attacks", "images"},  # checkpoints, E(x), attacks, image I/O
+    {"hub", "energy", "attacks", "images", "outputs"},  # checkpoints, E(x), attacks, I/O
     {"sampling", "explorer", "metrics"},  # libraries on a model they are handed
     {"classifiers"},  # RobustClassifier: the model, with its sampling and explorer methods
     {"inversion", "training"},  # CLIP^-1 (a classifier can be its encoder); the trainer

@@ -41,9 +41,10 @@ from hubmodels.hub import (
     resolve_checkpoint,
     save_safetensors,
 )
+from hubmodels.outputs import Callback
 from hubmodels.sampling.generate import fit_prior, sample
 from hubmodels.sampling.priors import LEGACY_PRIOR_KEYS, ClassPrior, PriorShape
-from hubmodels.sampling.sampler import Callback, SampleOutput
+from hubmodels.sampling.sampler import SampleOutput
 
 REPO_URL = "https://github.com/hubmodels/hubmodels"
 MAX_CLASSES, MAX_CHANNELS, MAX_IMAGE_SIZE = 100_000, 64, 4096
@@ -257,27 +258,43 @@ class RobustClassifier(
         classes: list[str | int] | str | int | None = None,
         n_per_class: int = 8,
         *,
-        seed: int = 0,
+        num_inference_steps: int | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
         callback: Callback | None = None,
         **settings: Any,
     ) -> SampleOutput:
         """Class-conditional samples by momentum SGLD on E(x, y) from a stored prior.
 
+        The generation contract of ``hubmodels.outputs``, shared with ``CLIPInverter``.
+
         Args:
             classes: class names or indices (default: all classes).
             n_per_class: samples per class (at most 10,000 in all per call).
-            seed: seeds the prior draw and the Langevin noise; same seed, same images.
-            callback: ``callback(step, images, energies)`` every few steps, for previews.
+            num_inference_steps: SGLD steps (the cap with ``adaptive_stop``; default 50).
+            seed: seeds the prior draw and the Langevin noise; same seed, same images. Without
+                it, one is drawn from ``generator``, else 0.
+            callback: ``callback(step, images, {"energies": E(x, y)})`` every few steps.
             **settings: ``hubmodels.sampling.SamplerSettings`` fields: init ("local_pca",
                 the default, "pca", "gaussian", "uniform"), scale (component stds, 1.5),
-                steps (50), step_size (0.8), momentum (0.25), noise_std (1e-3), guidance,
-                adaptive_stop, tolerance (in units of the class's real-energy std, 0.1),
-                reject. docs/sampling.md says how the defaults were tuned.
+                step_size (0.8), momentum (0.25), noise_std (1e-3), guidance, adaptive_stop,
+                tolerance (in units of the class's real-energy std, 0.1), reject.
+                docs/sampling.md says how the defaults were tuned.
 
         Returns:
-            ``SampleOutput`` with PIL ``images``, ``labels``, final ``energies`` and ``steps``.
+            ``SampleOutput``: PIL ``images``, ``tensors``, ``settings`` (seed included), and per
+            sample ``labels``, final ``energies``, ``steps`` taken and ``accepted``.
         """
-        return sample(self, classes, n_per_class, seed=seed, callback=callback, **settings)
+        return sample(
+            self,
+            classes,
+            n_per_class,
+            num_inference_steps=num_inference_steps,
+            seed=seed,
+            generator=generator,
+            callback=callback,
+            **settings,
+        )
 
     # ------------------------------------------------------------------ the hub
     def _save_pretrained(self, save_directory: Path) -> None:

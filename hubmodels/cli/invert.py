@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> None:
     inverter = inverter_from_args(args)
     bar = tqdm(total=args.steps, desc=f"invert {args.task}")
 
-    def advance(step: int, _image, loss: float) -> None:
+    def advance(step: int, _image, info: dict) -> None:
         bar.update(step - bar.n)
-        bar.set_postfix(loss=f"{loss:.4f}")
+        bar.set_postfix(loss=f"{info['loss']:.4f}")
 
     common = dict(num_inference_steps=args.steps, seed=args.seed, callback=advance)
     if args.task == "text":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,8 @@ from hubmodels.inversion.encoders import ImageEncoder
 from hubmodels.inversion.finer import FinerNet, INRConfig
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.inversion.schedule import LayerSweep, layer_param_groups
+from hubmodels.outputs import Callback
 
-# step (1-based), current rendering (1, 3, H, W) in [0, 1], current loss
-Callback = Callable[[int, torch.Tensor, float], None]
 # (target embedding, weight): a positive weight attracts, a negative one repels
 Target = tuple[torch.Tensor, float]
 SETTINGS = (
@@ -154,7 +153,8 @@ class InversionEngine:
     ) -> OptimisationResult:
         """Optimise ``net`` in place toward the weighted ``targets``; the loop of the module
         docstring. ``start_layer``: the first layer the sweep may change (style transfer keeps
-        the layout-carrying shallow layers frozen). ``seed`` seeds the augmentations."""
+        the layout-carrying shallow layers frozen). ``seed`` seeds the augmentations;
+        ``callback(step, rendering, {"loss": ...})`` every ``preview_every`` steps."""
         if preview_every < 1:
             raise ValueError(f"preview_every must be positive, got {preview_every}")
         if steps < 1:
@@ -195,7 +195,7 @@ class InversionEngine:
                         f"the loss became {value} at step {done}; lower lr (now {self.lr})"
                     )
                 if callback is not None:
-                    callback(done, image.detach(), value)
+                    callback(done, image.detach(), {"loss": value})
         with torch.no_grad():
             final = net.render(size, size)
         return OptimisationResult(image=final, losses=torch.stack(losses).float().cpu().tolist())

@@ -44,11 +44,12 @@ from hubmodels.inversion.augment import AugmentConfig
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
-from hubmodels.inversion.engine import Callback, InversionEngine, Target
+from hubmodels.inversion.engine import InversionEngine, Target
 from hubmodels.inversion.finer import FinerNet, INRConfig
 from hubmodels.inversion.model_card import inverter_model_card
 from hubmodels.inversion.output import InversionOutput
 from hubmodels.inversion.procrustes import blend_target, procrustes_target
+from hubmodels.outputs import Callback, resolve_seed
 
 BANK_FILES = ("bank.safetensors", "bank.json")
 MAX_STEPS = 5000
@@ -194,7 +195,7 @@ class CLIPInverter:
         """
         self._require_text()
         steps = self._steps(num_inference_steps)
-        seed = _resolve_seed(generator, seed)
+        seed = resolve_seed(generator, seed)
         text = self._prompt_embedding(prompt)
         has_negative = bool(negative_prompt and negative_prompt.strip())
         negative = self._prompt_embedding(negative_prompt) if has_negative else None
@@ -239,7 +240,7 @@ class CLIPInverter:
         if start == "anchor" and self.bank is None:
             raise ValueError("start='anchor' needs a bank: use_bank(...) or start='random'")
         steps = self._steps(num_inference_steps)
-        seed = _resolve_seed(generator, seed)
+        seed = resolve_seed(generator, seed)
         target = self.engine.image_embedding(image)
         settings = self._settings("reconstruct", seed, steps, start=start)
         if self.bank is not None and start != "random":
@@ -270,7 +271,7 @@ class CLIPInverter:
         as an anchor of weight ``content_weight`` (4.7 proposals).
         """
         steps = self._steps(num_inference_steps)
-        seed = _resolve_seed(generator, seed)
+        seed = resolve_seed(generator, seed)
         content = centre_square(load_image(content_image), self.config["resolution"])
         content = content.to(self.device)
         if isinstance(style, str):
@@ -323,7 +324,12 @@ class CLIPInverter:
             preview_every=preview_every,
         )
         settings["final_loss"] = result.losses[-1]
-        return InversionOutput(images=to_pil(result.image), losses=result.losses, settings=settings)
+        return InversionOutput(
+            images=to_pil(result.image),
+            tensors=result.image.cpu(),
+            settings=settings,
+            losses=result.losses,
+        )
 
     # ------------------------------------------------------------------ targets and starts
     def _prompt_embedding(self, prompt: Prompt) -> torch.Tensor:
@@ -467,18 +473,6 @@ def _default_device() -> torch.device:
     from accelerate import PartialState
 
     return PartialState().device
-
-
-def _resolve_seed(generator: torch.Generator | None, seed: int | None) -> int:
-    """One integer seed per call, recorded in the settings: from ``seed``, else drawn from
-    ``generator``, else fresh; every random choice of the call derives from it."""
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return seed
-    if generator is not None:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    return int(torch.randint(0, 2**31 - 1, (1,)))
 
 
 def _in_range(name: str, value: Any, low: int, high: int) -> int:

@@ -7,16 +7,17 @@ a hub checkpoint without any dataset.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 
 from hubmodels.energy import joint_energy
 from hubmodels.images import to_pil
+from hubmodels.outputs import Callback, resolve_seed
 from hubmodels.sampling.priors import PriorShape
 from hubmodels.sampling.sampler import (
     MAX_SAMPLES,
-    Callback,
     SampleOutput,
     SamplerSettings,
     sgld,
@@ -91,7 +92,9 @@ def sample(
     classes: Sequence[str | int] | None = None,
     n_per_class: int = 8,
     *,
-    seed: int = 0,
+    num_inference_steps: int | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
     settings: SamplerSettings | None = None,
     batch_size: int = 256,
     callback: Callback | None = None,
@@ -100,7 +103,13 @@ def sample(
     """Draw ``n_per_class`` samples for each class (see ``RobustClassifier.sample``)."""
     if settings is not None and overrides:
         raise TypeError("pass settings= or keyword overrides, not both")
+    if num_inference_steps is not None:
+        if "steps" in overrides:
+            raise TypeError("pass num_inference_steps= or steps=, not both")
+        overrides["steps"] = num_inference_steps
     settings = settings or SamplerSettings(**overrides)
+    if num_inference_steps is not None and settings.steps != num_inference_steps:
+        settings = dataclasses.replace(settings, steps=num_inference_steps)
     if getattr(model, "prior", None) is None:
         raise ValueError(
             "this checkpoint has no prior: fit one first with `python -m hubmodels fit-prior "
@@ -115,13 +124,14 @@ def sample(
             f"{total} samples requested; one call makes at most {MAX_SAMPLES}: "
             "use `python -m hubmodels sample` for large batches"
         )
+    seed = resolve_seed(generator, seed, default=0)  # sampling is reproducible by default
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
+    noise = torch.Generator().manual_seed(seed)
     labels = torch.tensor(indices, device=device).repeat_interleave(n_per_class)
     images, energies, steps = [], [], []
     for start in range(0, total, batch_size):
         y = labels[start : start + batch_size]
-        x0 = model.prior.sample(y, settings.init, settings.scale, generator)
+        x0 = model.prior.sample(y, settings.init, settings.scale, noise)
         x0 = x0.view(len(y), *model.input_shape)
         x, e, s = sgld(
             model,
@@ -130,7 +140,7 @@ def sample(
             settings,
             reference_energy=model.prior.reference_energy,
             reference_energy_std=model.prior.reference_energy_std,
-            generator=generator,
+            generator=noise,
             callback=callback,
         )
         images.append(x), energies.append(e), steps.append(s)
@@ -140,9 +150,15 @@ def sample(
     keep = accepted if settings.reject else torch.ones_like(accepted)
     return SampleOutput(
         images=to_pil(x[keep]),
+        tensors=x[keep].cpu(),
+        settings=dict(
+            classes=[model.class_names[i] for i in indices],
+            n_per_class=n_per_class,
+            seed=seed,
+            **dataclasses.asdict(settings),
+        ),
         labels=labels[keep].tolist(),
         energies=e[keep].tolist(),
         steps=s[keep].tolist(),
-        tensors=x[keep].cpu(),
         accepted=accepted[keep].tolist(),
     )

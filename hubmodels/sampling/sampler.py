@@ -16,24 +16,22 @@ with objective E(x, y) = -f(x)[y]. DER's improvements (docs/sampling.md):
   the scale of the model's logits.
 
 Everything is batched and seeded by a CPU ``torch.Generator``, so a seed gives the same images
-on any device. ``callback(step, images, energies)`` lets the Space stream previews.
+on any device. ``callback(step, images, {"energies": ...})`` lets the Space stream previews
+(the contract of ``hubmodels.outputs``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from PIL import Image
 
 from hubmodels.attacks import eval_mode
 from hubmodels.energy import joint_energy
+from hubmodels.outputs import Callback, GenerationOutput
 
 MAX_SAMPLES = 10_000  # per call: more is a batch job for the CLI, not one in-memory call
-
-Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -71,14 +69,12 @@ class SamplerSettings:
 
 
 @dataclass
-class SampleOutput:
-    """Generated images and per-sample diagnostics."""
+class SampleOutput(GenerationOutput):
+    """``images``, ``tensors`` and ``settings`` (``hubmodels.outputs``), and per sample:"""
 
-    images: list[Image.Image]
-    labels: list[int]
-    energies: list[float]  # final joint energy E(x, y)
-    steps: list[int]  # steps each sample actually took
-    tensors: torch.Tensor = field(repr=False)  # (N, C, H, W) in [0, 1]
+    labels: list[int] = field(default_factory=list)
+    energies: list[float] = field(default_factory=list)  # final joint energy E(x, y)
+    steps: list[int] = field(default_factory=list)  # steps each sample actually took
     accepted: list[bool] = field(default_factory=list)  # classified as y (with reject=True)
 
 
@@ -129,7 +125,7 @@ def sgld(
             if not torch.isfinite(x).all():
                 raise FloatingPointError(f"sampling diverged at step {step}; lower step_size")
             if callback is not None and (step % preview_every == 0 or step == settings.steps):
-                callback(step, x, energy)
+                callback(step, x, {"energies": energy})
     with torch.no_grad(), eval_mode(model):
         final = joint_energy(model(x), labels)
     return x, final, steps_taken
