@@ -21,7 +21,7 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
         dataset="fashion-mnist",
         threat_model={"norm": "linf", "epsilon": 0.1},
     )
-    model.config["metrics"] = {"val_clean_acc": 0.5}  # earlier numbers are kept
+    model.update_config(metrics={"val_clean_acc": 0.5})  # earlier numbers are kept
     model.save_pretrained(tmp_path / "ckpt")
     argv = [
         "eval",

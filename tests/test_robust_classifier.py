@@ -46,7 +46,7 @@ def test_bad_configs_are_refused():
 def test_save_load_round_trip_gives_identical_logits(tiny_model, tmp_path):
     with torch.no_grad():  # move BN statistics away from their defaults so they are tested too
         tiny_model.backbone.head.bias.add_(0.3)
-    tiny_model.config["metrics"] = {"clean_acc": 0.5}
+    tiny_model.update_config(metrics={"clean_acc": 0.5})
     tiny_model.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "README.md",
@@ -63,8 +63,8 @@ def test_save_load_round_trip_gives_identical_logits(tiny_model, tmp_path):
 
 
 def test_model_card_states_architecture_data_threat_model_recipe_and_metrics(tiny_model, tmp_path):
-    tiny_model.config["training"] = {"method": "weat_adv", "beta": 6.0, "command": "python -m x"}
-    tiny_model.config["metrics"] = {"pgd20_acc": 0.4321}
+    tiny_model.update_config(training={"method": "weat_adv", "beta": 6.0, "command": "python -m x"})
+    tiny_model.update_config(metrics={"pgd20_acc": 0.4321})
     tiny_model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: hubmodels" in card
@@ -80,7 +80,7 @@ def test_model_card_states_architecture_data_threat_model_recipe_and_metrics(tin
     ):
         assert text in card
     # Saving again with new metrics rewrites the card (it never goes stale).
-    tiny_model.config["metrics"] = {"pgd20_acc": 0.1111}
+    tiny_model.update_config(metrics={"pgd20_acc": 0.1111})
     tiny_model.save_pretrained(tmp_path)
     assert "0.1111" in (tmp_path / "README.md").read_text()
 
@@ -271,3 +271,19 @@ def test_saved_weights_are_as_readable_as_the_config(tmp_path, tiny_model):
     mode = (tmp_path / "model.safetensors").stat().st_mode & 0o777
     assert mode == (tmp_path / "config.json").stat().st_mode & 0o777
     assert mode & 0o044  # group and others may read (safetensors alone writes 0600)
+
+
+def test_the_config_changes_only_through_update_config(tiny_model):
+    with pytest.raises(TypeError):
+        tiny_model.config["metrics"] = {"clean_acc": 1.0}
+    with pytest.raises(TypeError):
+        tiny_model.config["threat_model"]["epsilon"] = 1.0  # nested mappings too
+    tiny_model.config["class_names"].append("intruder")  # a copy: the model keeps its own
+    assert len(tiny_model.class_names) == tiny_model.config["num_classes"]
+    tiny_model.update_config(metrics={"clean_acc": 0.75})
+    assert tiny_model.config["metrics"] == {"clean_acc": 0.75}
+    with pytest.raises(KeyError, match="unknown config entries \\['colour'\\]"):
+        tiny_model.update_config(colour="red")
+    with pytest.raises(TypeError):
+        tiny_model.update_config(metrics={"clean_acc": object()})  # not JSON-able
+    assert tiny_model.config["metrics"] == {"clean_acc": 0.75}

@@ -12,9 +12,13 @@ is the config: only JSON-able arguments, so ``config.json`` round-trips without 
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -114,7 +118,7 @@ class RobustClassifier(
             raise ValueError(f"mean and std need {in_channels} values each, got {mean}, {std}")
         if min(std) <= 0:
             raise ValueError(f"std must be positive, got {std}")
-        self.config: dict[str, Any] = {
+        self._config: dict[str, Any] = {
             "architecture": architecture,
             "num_classes": num_classes,
             "in_channels": in_channels,
@@ -141,6 +145,23 @@ class RobustClassifier(
         self.energy_reference: EnergyReference | None = None
         if energy_reference is not None:
             self.attach_energy_reference(ReferenceShape.from_dict(energy_reference))
+
+    # ------------------------------------------------------------------ the config
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The constructor's arguments and what was fitted or measured since (the prior's and
+        the energy reference's shapes, metrics): what ``config.json`` holds. Read-only, nested
+        mappings included; ``update_config`` is the one way to change it."""
+        return _read_only(self._config)
+
+    def update_config(self, **entries: Any) -> None:
+        """Replace top-level config entries, e.g. ``update_config(metrics={...})`` after an
+        evaluation. Entries must be JSON-able (they go to ``config.json``) and already known
+        (the constructor's arguments)."""
+        unknown = sorted(set(entries) - set(self._config))
+        if unknown:
+            raise KeyError(f"unknown config entries {unknown}; known: {sorted(self._config)}")
+        self._config.update(json.loads(json.dumps(entries)))  # a JSON-able copy, or TypeError
 
     # ------------------------------------------------------------------ the model
     @property
@@ -183,7 +204,7 @@ class RobustClassifier(
     def attach_energy_reference(self, shape: ReferenceShape) -> None:
         """Add empty energy-reference buffers of ``shape`` (filled by fitting or loading)."""
         self.energy_reference = EnergyReference(shape).to(self.mean.device)
-        self.config["energy_reference"] = shape.to_dict()
+        self._config["energy_reference"] = shape.to_dict()
 
     @torch.no_grad()
     def fit_energy_reference(
@@ -244,7 +265,7 @@ class RobustClassifier(
         dim = self.config["in_channels"] * self.config["image_size"] ** 2
         device = self.mean.device
         self.prior = ClassPrior(self.config["num_classes"], dim, shape).to(device)
-        self.config["prior"] = shape.to_dict()
+        self._config["prior"] = shape.to_dict()
 
     def fit_prior(
         self, images: torch.Tensor, labels: torch.Tensor, shape: PriorShape | None = None, **kw
@@ -299,17 +320,16 @@ class RobustClassifier(
     # ------------------------------------------------------------------ the hub
     def _save_pretrained(self, save_directory: Path) -> None:
         """Write model.safetensors, config.json and the model card (overwriting old ones)."""
-        import json
 
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_safetensors(tensors, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
-        (save_directory / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
-        render_model_card(self.config).save(str(save_directory / CARD_NAME))
+        (save_directory / "config.json").write_text(json.dumps(self._config, indent=2) + "\n")
+        render_model_card(self._config).save(str(save_directory / CARD_NAME))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RobustClassifier:
         """Build an untrained model from a config dict, naming what does not fit."""
-        known = set(cls._hub_mixin_init_parameters) - {"self"}
+        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(config) - known)
         if unknown:
             raise CheckpointError(
@@ -365,3 +385,13 @@ class RobustClassifier(
         model = cls.from_config(config)
         load_state_dict_strict(model, weights, map_location=map_location, ignore_prefixes=ignore)
         return model.to(map_location).eval()
+
+
+def _read_only(config: dict[str, Any]) -> Mapping[str, Any]:
+    """A read-only view of a config: nested mappings are read-only views too, lists copies."""
+    return MappingProxyType(
+        {
+            k: _read_only(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+            for k, v in config.items()
+        }
+    )

@@ -73,13 +73,15 @@ def run(args: argparse.Namespace) -> None:
     # can recheck in a second that the shipped weights are the ones that were measured.
     check = min(SUBSET_CHECK, num_images)
     results[f"clean_acc_first{check}"] = round(accuracy(model, loader, limit=check), 4)
-    model.config["metrics"] = {
-        **model.config["metrics"],
-        "test": f"{dataset} test set, first {num_images} images",
-        "threat_model": f"{norm} eps={eps:.4g}",
-        "pgd_restarts": args.restarts,
-        **results,
-    }
+    model.update_config(
+        metrics={
+            **model.config["metrics"],
+            "test": f"{dataset} test set, first {num_images} images",
+            "threat_model": f"{norm} eps={eps:.4g}",
+            "pgd_restarts": args.restarts,
+            **results,
+        }
+    )
     target = args.save_to or (args.model if Path(args.model).is_dir() else None)
     if target is None:
         print("not saved: pass --save-to DIR to write the metrics into a checkpoint folder")

@@ -411,14 +411,16 @@ def _fit_sampling_priors(train, folders: list[Path]) -> None:
 def _save_checkpoint(model, ema, folder: Path, history: list[dict], dataset: str) -> None:
     """save_pretrained with the newest epoch's validation numbers and the training time."""
     record = history[-1]
-    model.config["metrics"] = {
-        "split": f"{dataset} validation (held out from training)",
-        "epoch": record["epoch"],
-        "val_clean_acc": round(record["val_clean_acc"], 4),
-        "val_pgd_acc": round(record["val_pgd_acc"], 4),
-        "val_pgd_steps": record["val_pgd_steps"],
-        "delta_energy": round(record["delta_energy"], 4),
-        "train_seconds": round(sum(h["seconds"] for h in history)),
-    }
+    model.update_config(
+        metrics={
+            "split": f"{dataset} validation (held out from training)",
+            "epoch": record["epoch"],
+            "val_clean_acc": round(record["val_clean_acc"], 4),
+            "val_pgd_acc": round(record["val_pgd_acc"], 4),
+            "val_pgd_steps": record["val_pgd_steps"],
+            "delta_energy": round(record["delta_energy"], 4),
+            "train_seconds": round(sum(h["seconds"] for h in history)),
+        }
+    )
     with _averaged_weights(model, ema):
         model.save_pretrained(folder)
