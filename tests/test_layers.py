@@ -54,3 +54,26 @@ def test_imports_only_its_own_part_and_lower_layers(path):
         if LAYER.get(other, len(LAYERS)) >= LAYER[part]
     )
     assert not upward, f"{part} (layer {LAYER[part]}) imports {upward}, not below it"
+
+
+ROOT = PACKAGE.parent
+CALLERS = sorted([ROOT / "app.py", *ROOT.glob("bench/*.py"), *ROOT.glob("experiments/*.py")])
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names (``_x``, not dunders) a script imports from hubmodels or reads off an
+    object other than ``self``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hubmodels"):
+            found += [a.name for a in node.names if a.name.startswith("_")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if not node.attr.startswith("__") and base != "self":
+                found.append(f"{base}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", CALLERS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_space_bench_and_experiments_use_only_public_names(path):
+    assert not _private_uses(path)
