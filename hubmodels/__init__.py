@@ -13,8 +13,54 @@ __all__ = [
     "HubPushError",
     "RobustClassifier",
     "available_presets",
+    "list_architectures",
+    "list_attacks",
+    "list_datasets",
+    "list_encoder_kinds",
+    "list_presets",
+    "list_training_methods",
 ]
 __version__ = "0.1.0"
+
+
+def list_architectures() -> list[str]:
+    """Backbone names a RobustClassifier config may give (``architecture=``)."""
+    from hubmodels.classifiers.architectures import ARCHITECTURES
+
+    return ARCHITECTURES.names()
+
+
+def list_datasets() -> list[str]:
+    """Dataset names the trainer and ``load_dataset`` accept."""
+    from hubmodels.training.data import DATASETS
+
+    return DATASETS.names()
+
+
+def list_presets() -> list[str]:
+    """Embedded checkpoints installed here, loadable by name with ``from_pretrained``."""
+    return available_presets()
+
+
+def list_attacks() -> list[str]:
+    """Attacks ``hubmodels.attacks.ATTACKS`` holds (PGD and the single-step ones)."""
+    from hubmodels.attacks import ATTACKS
+
+    return ATTACKS.names()
+
+
+def list_training_methods() -> list[str]:
+    """Training methods (``--method``) the trainer knows."""
+    from hubmodels.training.losses import LOSSES
+
+    return LOSSES.names()
+
+
+def list_encoder_kinds() -> list[str]:
+    """Encoder spec prefixes ``CLIPInverter`` understands ("timm:...", "classifier:...")."""
+    from hubmodels.inversion.encoders import ENCODERS
+
+    return ENCODERS.names()
 
 
 def __getattr__(name: str):

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hubmodels.registry import Registry
+
 __all__ = [
     "ATTACKS",
     "BALLS",
@@ -521,9 +523,4 @@ def n_fgsm(
 
 
 # The trainer and the CLI look attacks up by name; every entry takes (model, x, y, **options).
-ATTACKS: dict[str, Callable[..., torch.Tensor]] = {
-    "pgd": pgd,
-    "fgsm": fgsm,
-    "rs_fgsm": rs_fgsm,
-    "n_fgsm": n_fgsm,
-}
+ATTACKS = Registry("attack", {"pgd": pgd, "fgsm": fgsm, "rs_fgsm": rs_fgsm, "n_fgsm": n_fgsm})

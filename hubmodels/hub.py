@@ -29,6 +29,8 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntr
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from hubmodels.registry import Registry
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
@@ -56,14 +58,12 @@ class Preset:
         return PRESETS_DIR / self.folder
 
 
-PRESETS: dict[str, Preset] = {}
+PRESETS = Registry("preset")
 
 
 def register_preset(name: str, summary: str, folder: str | None = None) -> Preset:
     """Add an embedded checkpoint to the registry (its folder defaults to its name)."""
-    preset = Preset(name=name, folder=folder or name, summary=summary)
-    PRESETS[name] = preset
-    return preset
+    return PRESETS.register(name, Preset(name=name, folder=folder or name, summary=summary))
 
 
 def available_presets() -> list[str]:

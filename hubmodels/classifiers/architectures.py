@@ -14,7 +14,6 @@ the dataset normalisation (none for WEAT, docs/methods.md 2.5) before calling th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import torch.nn as nn
@@ -23,26 +22,24 @@ from hubmodels.classifiers.preact_resnet import PreActResNet18
 from hubmodels.classifiers.resnet import ResNet18
 from hubmodels.classifiers.small_cnn import SmallCNN
 from hubmodels.classifiers.wide_resnet import WideResNet
+from hubmodels.registry import Registry
 
 # Values are constructors, not instances: nothing is built until build_backbone is called.
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "resnet18": ResNet18,
-    "preact_resnet18": PreActResNet18,
-    "wrn-28-10": partial(WideResNet, depth=28, widen_factor=10),
-    "wrn-34-10": partial(WideResNet, depth=34, widen_factor=10),
-    "small_cnn": SmallCNN,
-}
+ARCHITECTURES = Registry(
+    "architecture",
+    {
+        "resnet18": ResNet18,
+        "preact_resnet18": PreActResNet18,
+        "wrn-28-10": partial(WideResNet, depth=28, widen_factor=10),
+        "wrn-34-10": partial(WideResNet, depth=34, widen_factor=10),
+        "small_cnn": SmallCNN,
+    },
+)
 
 
 def build_backbone(
     architecture: str, num_classes: int, in_channels: int, image_size: int
 ) -> nn.Module:
     """Build the backbone registered as ``architecture``; ValueError names the known ones."""
-    try:
-        constructor = ARCHITECTURES[architecture]
-    except KeyError:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(
-            f"unknown architecture {architecture!r}; known architectures: {known}"
-        ) from None
+    constructor = ARCHITECTURES.lookup(architecture)
     return constructor(num_classes=num_classes, in_channels=in_channels, image_size=image_size)

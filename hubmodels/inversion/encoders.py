@@ -31,6 +31,7 @@ from torch import nn
 
 from hubmodels.hub import CheckpointError, hub_unreachable
 from hubmodels.inversion.patch_embedding import use_matmul_patch_embeddings
+from hubmodels.registry import Registry
 
 if TYPE_CHECKING:
     from hubmodels.classifiers import RobustClassifier
@@ -538,6 +539,40 @@ def _fingerprint(module: nn.Module) -> str:
 
 
 # ------------------------------------------------------------------------------------- routing
+def _open_clip_encoder(name: str, pretrained: str | None, **kwargs: object) -> ImageEncoder:
+    return OpenCLIPEncoder(name, pretrained, **kwargs)
+
+
+def _timm_encoder(name: str, pretrained: str | None, **kwargs: object) -> ImageEncoder:
+    return TimmEncoder(name, weights_path=pretrained, **kwargs)
+
+
+def _classifier_encoder(source: str, pretrained: str | None, **kwargs: object) -> ImageEncoder:
+    if pretrained is not None:
+        raise ValueError("a classifier spec names its own weights; pass pretrained=None")
+    from hubmodels.classifiers import RobustClassifier
+
+    return ClassifierEncoder(RobustClassifier.from_pretrained(source, **kwargs), source=source)
+
+
+# Encoder kinds by the prefix of a spec ("timm:efficientnet_lite0"); each builder takes the rest
+# of the spec, ``pretrained`` and keyword arguments. open_clip's own prefixes keep theirs.
+ENCODERS = Registry(
+    "encoder kind",
+    {
+        "open_clip": _open_clip_encoder,
+        "hf-hub": lambda rest, pretrained, **kw: _open_clip_encoder(
+            f"hf-hub:{rest}", pretrained, **kw
+        ),
+        "local-dir": lambda rest, pretrained, **kw: _open_clip_encoder(
+            f"local-dir:{rest}", pretrained, **kw
+        ),
+        "timm": _timm_encoder,
+        "classifier": _classifier_encoder,
+    },
+)
+
+
 def load_encoder(spec: str, pretrained: str | None = None, **kwargs: object) -> ImageEncoder:
     """Build an encoder from a spec string.
 
@@ -547,6 +582,7 @@ def load_encoder(spec: str, pretrained: str | None = None, **kwargs: object) -> 
     "classifier:fmnist-smallcnn-der" (any ``RobustClassifier.from_pretrained`` source, with its
     keyword arguments through ``kwargs``). Other keyword arguments go to the encoder class.
     ``pretrained="random"`` is None spelled out: random weights, for trying the pipeline only.
+    The prefixes are the ``ENCODERS`` registry.
     """
     if pretrained == RANDOM_WEIGHTS:
         pretrained = None
@@ -554,18 +590,8 @@ def load_encoder(spec: str, pretrained: str | None = None, **kwargs: object) -> 
         raise ValueError(f"empty encoder spec {spec!r}; use {SPEC_FORMS}")
     spec = spec.strip()
     prefix, _, rest = spec.partition(":")
-    if prefix == "open_clip" and rest:
-        return OpenCLIPEncoder(rest, pretrained, **kwargs)
-    if prefix in ("hf-hub", "local-dir") and rest:
-        return OpenCLIPEncoder(spec, pretrained, **kwargs)
-    if prefix == "timm" and rest:
-        return TimmEncoder(rest, weights_path=pretrained, **kwargs)
-    if prefix == "classifier" and rest:
-        if pretrained is not None:
-            raise ValueError("a classifier spec names its own weights; pass pretrained=None")
-        from hubmodels.classifiers import RobustClassifier
-
-        return ClassifierEncoder(RobustClassifier.from_pretrained(rest, **kwargs), source=rest)
+    if rest and prefix in ENCODERS:
+        return ENCODERS[prefix](rest, pretrained, **kwargs)
     if ":" not in spec:
         import open_clip
 

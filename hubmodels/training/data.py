@@ -43,6 +43,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from hubmodels.registry import Registry
+
 from .idx import read_idx_pair
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -238,7 +240,8 @@ class DatasetSource:
 
 # A loader takes (root, download, image_size) as keywords; root None means its default location.
 Loader = Callable[..., DatasetSource]
-DATASETS: dict[str, Loader] = {}
+DATASETS = Registry("dataset")
+register_dataset = DATASETS.register  # @register_dataset("name") on a loader
 _ALIASES = {
     "fmnist": "fashion-mnist",
     "fashionmnist": "fashion-mnist",
@@ -248,19 +251,9 @@ _ALIASES = {
 }
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator adding a loader to ``DATASETS`` under ``name``."""
-
-    def wrap(fn: Loader) -> Loader:
-        DATASETS[name] = fn
-        return fn
-
-    return wrap
-
-
 def available_datasets() -> list[str]:
     """The registered dataset names, sorted."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def default_data_root() -> Path:

@@ -22,6 +22,7 @@ from torch import nn
 
 from hubmodels import attacks
 from hubmodels.energy import delta_energy, weat_weight
+from hubmodels.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -148,16 +149,19 @@ def weat_nat_loss(
     return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=False)
 
 
-LOSSES: dict[str, LossFn] = {
-    "standard": standard_loss,
-    "pgd_at": pgd_at_loss,
-    "trades": trades_loss,
-    "weat_adv": weat_adv_loss,
-    "weat_nat": weat_nat_loss,
-    "fgsm": _single_step("fgsm"),
-    "rs_fgsm": _single_step("rs_fgsm"),
-    "n_fgsm": _single_step("n_fgsm"),
-}
+LOSSES = Registry(
+    "training method",
+    {
+        "standard": standard_loss,
+        "pgd_at": pgd_at_loss,
+        "trades": trades_loss,
+        "weat_adv": weat_adv_loss,
+        "weat_nat": weat_nat_loss,
+        "fgsm": _single_step("fgsm"),
+        "rs_fgsm": _single_step("rs_fgsm"),
+        "n_fgsm": _single_step("n_fgsm"),
+    },
+)
 
 DER_FORMS = ("squared", "absolute", "joint", "hinge")
 
