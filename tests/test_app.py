@@ -557,6 +557,23 @@ def test_flags_override_the_environment_once_and_write_nothing_back(monkeypatch)
         args.settings.clip = "RN50"
 
 
+def test_importing_the_app_starts_nothing():
+    """No server, no thread, no model, no configuration read: only definitions."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import threading, app; "
+        "print(threading.active_count(), app._settings is None, app._inverters == {})"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "True", "True"]
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_space_builds_from_python_with_its_settings(tiny_clip):
     """``import app`` starts nothing; ``build_demo(settings)`` configures the tabs."""
