@@ -19,10 +19,10 @@ start are is the task's business (``CLIPInverter``); this module only runs the l
 from __future__ import annotations
 
 import contextlib
-import copy
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import torch
@@ -56,6 +56,7 @@ class OptimisationResult:
     losses: list[float]
 
 
+@dataclass
 class InversionEngine:
     """Optimise FINER networks toward targets in a frozen encoder's embedding space.
 
@@ -71,28 +72,19 @@ class InversionEngine:
         device: where nets are built and targets compared.
     """
 
-    def __init__(
-        self,
-        encoder: ImageEncoder,
-        inr: INRConfig,
-        augment: AugmentConfig,
-        *,
-        resolution: int,
-        render_resolution: int | None = None,
-        lr: float = 1e-4,
-        sweep_width: float = 1.0,
-        output_floor: float = 0.1,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.encoder = encoder
-        self.inr = inr
-        self.augment = augment
-        self.resolution = resolution
-        self.render_resolution = render_resolution
-        self.lr = lr
-        self.sweep_width = sweep_width
-        self.output_floor = output_floor
-        self.device = torch.device(device)
+    encoder: ImageEncoder = field(repr=False)
+    inr: INRConfig
+    augment: AugmentConfig
+    _: KW_ONLY
+    resolution: int
+    render_resolution: int | None = None
+    lr: float = 1e-4
+    sweep_width: float = 1.0
+    output_floor: float = 0.1
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
 
     def replace(self, **changes: Any) -> InversionEngine:
         """A copy with some settings changed (``inr``, ``lr``, ``render_resolution``, ...); the
@@ -100,10 +92,7 @@ class InversionEngine:
         unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise TypeError(f"unknown engine settings {unknown}; known: {list(SETTINGS)}")
-        clone = copy.copy(self)
-        for name, value in changes.items():
-            setattr(clone, name, value)
-        return clone
+        return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ starts and targets
     def new_net(self, seed: int) -> FinerNet:
