@@ -43,6 +43,7 @@ __all__ = [
     "n_fgsm",
     "pgd",
     "rs_fgsm",
+    "train_mode",
 ]
 
 LOSSES = ("ce", "kl", "targeted")
@@ -258,9 +259,24 @@ def _ascend(
 
 
 @contextmanager
-def _attack_context(model: nn.Module) -> Iterator[None]:
+def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in train mode (BatchNorm on the batch's statistics, which each
+    forward also folds into the running ones); restore each one's own flag on exit. Single-step
+    adversarial training code usually attacks this way (Wong et al. 2020)."""
+    saved = [(module, module.training) for module in model.modules()]
+    model.train()
+    try:
+        yield model
+    finally:
+        for module, training in saved:
+            module.training = training
+
+
+@contextmanager
+def _attack_context(model: nn.Module, in_train_mode: bool = False) -> Iterator[None]:
     # Gradients must flow even when the caller evaluates under no_grad or inference_mode.
-    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+    mode = train_mode(model) if in_train_mode else eval_mode(model)
+    with mode, torch.inference_mode(False), torch.enable_grad():
         yield
 
 
@@ -421,17 +437,26 @@ def _pgd_objective(
 # --------------------------------------------------------------------------- single step
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> torch.Tensor:
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    in_train_mode: bool = False,
+) -> torch.Tensor:
     """FGSM: x + eps * sign(grad_x CE(f(x), y)), clipped to [0, 1] (Goodfellow et al. 2015).
 
     The zero-init single-step baseline of the catastrophic-overfitting benchmark
     (docs/methods.md 3.4). Returns detached adversarial images in the eps-ball and in [0, 1].
+    ``in_train_mode``: attack with BatchNorm on batch statistics (``train_mode``), as the
+    fast-AT code does, instead of eval mode; the same for ``rs_fgsm`` and ``n_fgsm``.
     """
     _check_common(x, y, eps, "fgsm")
     if y is None:
         raise ValueError("fgsm: needs the true labels y")
     x = x.detach()
-    with _attack_context(model):
+    with _attack_context(model, in_train_mode):
         x = x.clone() if x.is_inference() else x
         linf = BALLS["linf"]
         project = linf.projector(x, eps)
@@ -447,6 +472,7 @@ def rs_fgsm(
     eps: float,
     alpha: float | None = None,
     generator: torch.Generator | None = None,
+    in_train_mode: bool = False,
 ) -> torch.Tensor:
     """RS-FGSM: uniform start in the L-inf eps-ball, one signed step, project (Wong et al. 2020).
 
@@ -464,7 +490,7 @@ def rs_fgsm(
     alpha = 1.25 * eps if alpha is None else alpha
     _check_step(alpha, "rs_fgsm")
     x = x.detach()
-    with _attack_context(model):
+    with _attack_context(model, in_train_mode):
         x = x.clone() if x.is_inference() else x
         linf = BALLS["linf"]
         project = linf.projector(x, eps)
@@ -482,6 +508,7 @@ def n_fgsm(
     noise: float | None = None,
     alpha: float | None = None,
     generator: torch.Generator | None = None,
+    in_train_mode: bool = False,
 ) -> torch.Tensor:
     """N-FGSM: strong uniform noise, one signed step, no projection (de Jorge et al. 2022).
 
@@ -504,7 +531,7 @@ def n_fgsm(
         raise ValueError(f"n_fgsm: noise must be >= 0, got {noise}")
     _check_step(alpha, "n_fgsm")
     x = x.detach()
-    with _attack_context(model):
+    with _attack_context(model, in_train_mode):
         x = x.clone() if x.is_inference() else x
 
         def clip(x_adv: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,11 @@ from conftest import tiny_classifier
 from hubmodels.energy import weat_weight
 from hubmodels.training.losses import (
     DER_FORMS,
+    DER_POINTS,
     LOSSES,
     AttackSettings,
     der_penalty,
+    der_point,
     training_loss,
     weat_adv_loss,
     weat_nat_loss,
@@ -102,6 +104,12 @@ def test_der_penalty_forms_by_hand(form):
         "absolute": d.abs().mean(),
         "joint": (d.pow(2) + dj.pow(2)).mean(),
         "hinge": torch.relu(-d).pow(2).mean(),
+        "relative": (
+            -torch.logsumexp(nat / nat.detach().std(1, keepdim=True), 1)
+            + torch.logsumexp(adv / nat.detach().std(1, keepdim=True), 1)
+        )
+        .pow(2)
+        .mean(),
     }[form]
     penalty = der_penalty(nat, adv, y, form)
     assert torch.allclose(penalty, expected)
@@ -135,3 +143,45 @@ def test_der_on_pgd_at_adds_a_natural_forward_and_unknown_inputs_fail():
         training_loss("magic", model, x, y, ATTACK)
     with pytest.raises(ValueError, match="unknown DER form"):
         training_loss("trades", model, x, y, ATTACK, der_lambda=1.0, der_form="cubic")
+
+
+def test_the_relative_form_cannot_be_met_by_shrinking_the_logits():
+    nat = torch.tensor([[6.0, 0.0, 0.0], [0.0, 5.0, 1.0]])
+    adv = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 2.0]])
+    y = torch.tensor([0, 1])
+    big, small = der_penalty(nat * 4, adv * 4, y), der_penalty(nat / 4, adv / 4, y)
+    assert small < big / 100  # the squared form is met by shrinking the logits
+    relative = [der_penalty(nat * c, adv * c, y, "relative") for c in (0.01, 0.25, 1.0, 16.0)]
+    assert all(torch.allclose(r, relative[0]) for r in relative) and relative[0] > 0
+
+
+@pytest.mark.parametrize("point", DER_POINTS)
+def test_der_measures_the_gap_where_it_is_told(point):
+    model = tiny_classifier().train()
+    x, y = _batch()
+    torch.manual_seed(5)
+    out = training_loss("fgsm", model, x, y, ATTACK, der_lambda=1.0, der_at=point)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    if point != "adversarial":
+        far = der_point(point, model, x, y, ATTACK)
+        assert (far - x).abs().max() <= ATTACK.eps + 1e-6 and far.min() >= 0 and far.max() <= 1
+        assert not torch.equal(far, out.x_adv)
+    with pytest.raises(ValueError, match="unknown DER point 'corner'"):
+        der_point("corner", model, x, y, ATTACK)
+
+
+def test_single_step_attacks_in_train_mode_use_batch_statistics():
+    """attack_bn=train: BatchNorm sees the batch, and its running statistics move."""
+    from hubmodels.attacks import fgsm
+
+    model = tiny_classifier().eval()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    x, y = _batch()
+    before = bn.running_mean.clone()
+    eval_adv = fgsm(model, x, y, eps=0.1)
+    assert torch.equal(bn.running_mean, before) and not model.training
+    train_adv = fgsm(model, x, y, eps=0.1, in_train_mode=True)
+    assert not torch.equal(bn.running_mean, before)  # the attack's forward used the batch
+    assert not model.training  # and the model comes back in the mode it had
+    assert not torch.equal(train_adv, eval_adv)

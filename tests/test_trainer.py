@@ -67,6 +67,30 @@ def test_a_short_real_run_learns_and_writes_everything(tmp_path):
 
 
 @pytest.mark.slow
+def test_der_variants_train_and_are_recorded_in_the_card(tmp_path):
+    """FGSM + DER measured at a uniform point, scale-free, attacking with batch statistics."""
+    config = _config(
+        tmp_path,
+        "variant",
+        method="fgsm",
+        der_lambda=1.0,
+        der_form="relative",
+        der_at="uniform",
+        attack_bn="train",
+        epochs=1,
+        fit_prior=False,
+    )
+    model = RobustClassifier.from_pretrained(train(config))
+    recipe = model.config["training"]
+    assert (recipe["der_form"], recipe["der_at"], recipe["attack_bn"]) == (
+        "relative",
+        "uniform",
+        "train",
+    )
+    assert model.config["metrics"]["val_clean_acc"] > 0.2
+
+
+@pytest.mark.slow
 def test_no_fit_prior_leaves_the_checkpoints_without_one(tmp_path):
     best = train(_config(tmp_path, "bare", method="standard", epochs=1, fit_prior=False))
     assert RobustClassifier.from_pretrained(best).prior is None
@@ -132,6 +156,9 @@ def test_accelerate_launch_on_two_cpu_processes(tmp_path):
     [
         ({"method": "weat_adw"}, "unknown method 'weat_adw'"),
         ({"der_form": "cubic"}, "unknown DER form 'cubic'"),
+        ({"der_at": "corner"}, "unknown DER point 'corner'"),
+        ({"attack_bn": "batch"}, "attack_bn is eval or train"),
+        ({"attack_bn": "train", "method": "pgd_at"}, "single-step methods only"),
         ({"schedule": "cosine"}, "unknown schedule 'cosine'"),
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"epsilon": -0.1}, "must be non-negative"),

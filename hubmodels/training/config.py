@@ -39,11 +39,19 @@ class TrainConfig:
     der_lambda: float = _opt("DER weight lambda; 0 disables DER", 0.0)
     der_form: str = _opt("DER penalty: squared | absolute | joint | hinge", "squared")
     der_weighted: bool = _opt("weight each DER term by the WEAT weight w(x)", False)
+    der_at: str = _opt(
+        "where DER measures E(x) - E(x'): adversarial (the method's own) | uniform | pgd2",
+        "adversarial",
+    )
     # threat model and training attack
     norm: str = _opt("threat model norm: linf | l2", "linf")
     epsilon: float = _opt("threat radius on the [0, 1] scale", 8 / 255)
     alpha: float | None = _opt("attack step; default epsilon/4 (2/255 at 8/255)", None)
     attack_steps: int = _opt("training attack steps (multi-step methods)", 10)
+    attack_bn: str = _opt(
+        "BatchNorm during single-step attacks: eval (running statistics) | train (batch's)",
+        "eval",
+    )
     val_attack_steps: int = _opt("PGD steps for model selection on the validation split", 20)
     # optimisation
     epochs: int = _opt("training epochs", 100)
@@ -75,7 +83,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Checked here, not at the first training step, so a misspelt recipe fails before any
         # dataset download or GPU time. Imported here so this module stays free of torch.
-        from hubmodels.training.losses import DER_FORMS, LOSSES
+        from hubmodels.training.losses import DER_FORMS, DER_POINTS, LOSSES, SINGLE_STEP
 
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
@@ -83,6 +91,12 @@ class TrainConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of {tuple(LOSSES)}")
         if self.der_form not in DER_FORMS:
             raise ValueError(f"unknown DER form {self.der_form!r}; choose one of {DER_FORMS}")
+        if self.der_at not in DER_POINTS:
+            raise ValueError(f"unknown DER point {self.der_at!r}; choose one of {DER_POINTS}")
+        if self.attack_bn not in ("eval", "train"):
+            raise ValueError(f"attack_bn is eval or train, got {self.attack_bn!r}")
+        if self.attack_bn == "train" and self.method not in SINGLE_STEP:
+            raise ValueError("attack_bn=train applies to the single-step methods only")
         if self.alpha is None:
             self.alpha = self.epsilon / 4
         for name in ("epochs", "batch_size", "grad_accum", "val_size", "energy_subset"):

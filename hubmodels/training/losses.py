@@ -33,6 +33,7 @@ class AttackSettings:
     eps: float = 8 / 255
     alpha: float = 2 / 255
     steps: int = 10
+    bn: str = "eval"  # BatchNorm during single-step attacks: "eval" or "train" (batch statistics)
 
 
 @dataclass
@@ -59,7 +60,10 @@ def training_attack(method: str, attack: AttackSettings) -> AttackFn:
     """
     if method in SINGLE_STEP:
         single_step = attacks.ATTACKS[method]
-        return lambda model, x, y: single_step(model, x, y, eps=attack.eps)
+        in_train_mode = attack.bn == "train"
+        return lambda model, x, y: single_step(
+            model, x, y, eps=attack.eps, in_train_mode=in_train_mode
+        )
     loss = "kl" if method in KL_METHODS else "ce"
     return lambda model, x, y: attacks.pgd(
         model,
@@ -163,7 +167,11 @@ LOSSES = Registry(
     },
 )
 
-DER_FORMS = ("squared", "absolute", "joint", "hinge")
+DER_FORMS = ("squared", "absolute", "joint", "hinge", "relative")
+# Where the DER gap is measured: at the method's own adversarial, a uniform point of the eps-ball
+# (for L-inf the RS-FGSM start), or a short CE-PGD point (2 steps of eps/2 from a uniform start).
+DER_POINTS = ("adversarial", "uniform", "pgd2")
+RELATIVE_FLOOR = 1e-3  # the relative form's smallest logit spread: no division by ~0
 
 
 def der_penalty(
@@ -179,11 +187,18 @@ def der_penalty(
     * "absolute": |E(x) - E(x*)|                         (b, robust to outliers)
     * "joint":    (dE(x))^2 + (dE(x, y))^2               (c)
     * "hinge":    max(0, -dE(x))^2                       (d, only the robust-overfitting sign)
-    Gradients flow through both energies: the penalty shrinks the gap instead of moving one
-    side. ``weights`` (e.g. detached WEAT weights) scale each sample's term.
+    * "relative": dE(x)^2 on logits divided by s = sg(std_k f(x)_k), the natural logits'
+      spread over classes, for x and x* alike (scale-free: multiplying the logits by any c
+      leaves it unchanged, so shrinking them cannot meet it, as it meets the squared form)
+    Gradients flow through both energies (not through the detached sg(.) scale): the penalty
+    shrinks the gap instead of moving one side. ``weights`` (e.g. detached WEAT weights) scale
+    each sample's term.
     """
+    if form == "relative":
+        scale = logits_nat.detach().std(dim=1, keepdim=True).clamp_min(RELATIVE_FLOOR)
+        logits_nat, logits_adv = logits_nat / scale, logits_adv / scale
     d = delta_energy(logits_nat, logits_adv)
-    if form == "squared":
+    if form in ("squared", "relative"):
         per_sample = d.pow(2)
     elif form == "absolute":
         per_sample = d.abs()
@@ -198,6 +213,21 @@ def der_penalty(
     return per_sample.mean()
 
 
+def der_point(
+    point: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSettings
+) -> torch.Tensor:
+    """The point x' at which DER measures E(x) - E(x') when it is not the adversarial."""
+    ball = attacks.BALLS[attack.norm]
+    if point == "uniform":
+        with torch.no_grad():
+            return ball.projector(x, attack.eps)(x + ball.uniform_start(x, attack.eps, None))
+    if point == "pgd2":
+        return attacks.pgd(
+            model, x, y, eps=attack.eps, alpha=attack.eps / 2, steps=2, norm=attack.norm
+        )
+    raise ValueError(f"unknown DER point {point!r}; choose one of {DER_POINTS}")
+
+
 def training_loss(
     method: str,
     model: nn.Module,
@@ -209,23 +239,26 @@ def training_loss(
     der_lambda: float = 0.0,
     der_form: str = "squared",
     der_weighted: bool = False,
+    der_at: str = "adversarial",
     attack_model: nn.Module | None = None,
 ) -> LossOutput:
     """The base loss of ``method`` plus, when ``der_lambda > 0``, lambda times the DER penalty.
 
-    DER reuses the base method's adversarial. Methods whose loss never looks at natural
-    images (PGD-AT, FGSM family) get one extra train-mode forward of x, which costs one
-    forward/backward, not an attack.
+    At ``der_at="adversarial"`` DER reuses the base method's adversarial. Methods whose loss
+    never looks at natural images (PGD-AT, FGSM family) get one extra train-mode forward of x,
+    which costs one forward/backward, not an attack. Another ``der_at`` (``DER_POINTS``) costs
+    one more forward (and, for "pgd2", two attack steps).
     """
-    if method not in LOSSES:
-        raise ValueError(f"unknown training method {method!r}; choose one of {sorted(LOSSES)}")
-    out = LOSSES[method](model, x, y, attack, beta=beta, attack_model=attack_model)
+    out = LOSSES.lookup(method)(model, x, y, attack, beta=beta, attack_model=attack_model)
     if der_lambda > 0:
         if out.logits_adv is None:
             raise ValueError("DER needs an adversarial: combine it with an adversarial method")
         if out.logits_nat is None:
             out.logits_nat = model(x)
+        logits_far = out.logits_adv
+        if der_at != "adversarial":
+            logits_far = model(der_point(der_at, attack_model or model, x, y, attack))
         weights = weat_weight(out.logits_nat) if der_weighted else None
-        penalty = der_penalty(out.logits_nat, out.logits_adv, y, der_form, weights)
+        penalty = der_penalty(out.logits_nat, logits_far, y, der_form, weights)
         out.loss = out.loss + der_lambda * penalty
     return out

@@ -22,6 +22,7 @@ attack starts) are part of the saved state.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -120,6 +121,7 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         "beta",
         "der_lambda",
         "der_form",
+        "der_at",
         "epochs",
         "batch_size",
         "lr",
@@ -127,6 +129,7 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         "momentum",
         "weight_decay",
         "attack_steps",
+        "attack_bn",
         "alpha",
         "seed",
         "train_subset",
@@ -139,9 +142,11 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
     # Keep only the settings the method actually uses, so a card never lists dead knobs.
     unused = set()
     if config.der_lambda == 0:
-        unused |= {"der_lambda", "der_form"}
+        unused |= {"der_lambda", "der_form", "der_at"}
     if config.method not in ("trades", "weat_adv", "weat_nat"):
         unused.add("beta")
+    if config.method not in ("fgsm", "rs_fgsm", "n_fgsm"):
+        unused.add("attack_bn")
     if config.method == "standard":
         unused |= {"attack_steps", "alpha"}
     elif config.method in ("fgsm", "rs_fgsm", "n_fgsm"):
@@ -255,8 +260,15 @@ def train(
         accelerator.print(f"resumed from {state_dir} after epoch {run.epoch}")
 
     attack = AttackSettings(
-        norm=config.norm, eps=config.epsilon, alpha=config.alpha, steps=config.attack_steps
+        norm=config.norm,
+        eps=config.epsilon,
+        alpha=config.alpha,
+        steps=config.attack_steps,
+        bn=config.attack_bn,
     )
+    # The dE diagnostics attack in eval mode whatever the training attack does: measuring must
+    # not move BatchNorm's running statistics.
+    diagnostic_attack = training_attack(config.method, dataclasses.replace(attack, bn="eval"))
     val_attack = pgd_attack(config.epsilon, config.val_attack_steps, norm=config.norm)
     for epoch in range(run.epoch, config.epochs):
         started = time.time()
@@ -280,7 +292,7 @@ def train(
             val_loader,
             val_attack,
             (fixed_x, fixed_y),
-            training_attack(config.method, attack),
+            diagnostic_attack,
             config,
         )
         record.update(
@@ -348,6 +360,7 @@ def _train_one_epoch(
                 der_lambda=config.der_lambda,
                 der_form=config.der_form,
                 der_weighted=config.der_weighted,
+                der_at=config.der_at,
                 attack_model=raw_model,  # attacks need no gradient sync across processes
             )
             if not torch.isfinite(result.loss):
