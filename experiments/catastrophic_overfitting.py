@@ -9,6 +9,14 @@ prints the table of final and best PGD-20 validation accuracy and the first alar
 
     python experiments/catastrophic_overfitting.py --sweep 0.1 0.15 0.2 0.25 0.3  # find eps
     python experiments/catastrophic_overfitting.py --epsilon 0.15 --seeds 0 1 2 --der-lambdas 3 10
+    python experiments/catastrophic_overfitting.py --epsilon 0.15 --der-grid --attack-bn train
+
+``--der-grid`` adds FGSM+DER for every point where the gap is measured (adversarial, uniform,
+pgd2) x every form (squared, joint, relative) at lambda 1; ``--attack-bn train`` runs every
+single-step method with BatchNorm on batch statistics during its attack, as fast-AT code does.
+The table gives the collapse epoch (the first whose PGD-20 validation accuracy falls below a
+third of the best before it), the logit scale at the end (the natural logits' std over classes)
+and whether the dE alarm fired before the collapse.
 
 ε = 0.15 is where FGSM first collapses on Fashion-MNIST (docs/experiments.md). On a GPU add
 ``--jobs 12``: an H100 and an H200 trained its 18 runs at 4.5-12 s per epoch.
@@ -35,8 +43,41 @@ def der_variants(lambdas: list[float]) -> dict[str, list[str]]:
     return {f"FGSM+DER{lam:g}": ["--method", "fgsm", "--der-lambda", str(lam)] for lam in lambdas}
 
 
+DER_POINTS = ("adversarial", "uniform", "pgd2")
+DER_FORMS = ("squared", "joint", "relative")
+
+
+def der_grid() -> dict[str, list[str]]:
+    """FGSM+DER at lambda 1 for every measuring point x form (the DER variants of the trainer)."""
+    return {
+        f"FGSM+DER[{point},{form}]": [
+            "--method",
+            "fgsm",
+            "--der-lambda",
+            "1",
+            "--der-at",
+            point,
+            "--der-form",
+            form,
+        ]
+        for point in DER_POINTS
+        for form in DER_FORMS
+    }
+
+
+def collapse_epoch(history: list[dict]) -> int | None:
+    """The first epoch whose PGD-20 validation accuracy is below a third of the best before it."""
+    best = 0.0
+    for h in history:
+        if best > 0 and h["val_pgd_acc"] < best / 3:
+            return h["epoch"]
+        best = max(best, h["val_pgd_acc"])
+    return None
+
+
 def common(args, eps: float, seed: int) -> list[str]:
-    return [
+    bn = ["--attack-bn", args.attack_bn] if args.attack_bn != "eval" else []
+    return bn + [
         "--dataset",
         "fashion-mnist",
         "--epsilon",
@@ -67,6 +108,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
     parser.add_argument(
         "--der-lambdas", type=float, nargs="*", default=[], help="also FGSM+DER at these lambdas"
+    )
+    parser.add_argument("--der-grid", action="store_true", help="FGSM+DER: points x forms")
+    parser.add_argument(
+        "--attack-bn", choices=["eval", "train"], default="eval", help="BatchNorm in the attack"
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4+)")
     parser.add_argument(
@@ -100,8 +145,11 @@ def main() -> None:
         return
 
     methods = {label: METHODS[label] for label in args.methods} | der_variants(args.der_lambdas)
+    if args.der_grid:
+        methods |= der_grid()
+    suffix = "-bntrain" if args.attack_bn == "train" else ""
     grid = {
-        f"{label.lower().replace('+', '-')}-eps{args.epsilon}-seed{seed}": (label, seed, flags)
+        f"{_slug(label)}-eps{args.epsilon}{suffix}-seed{seed}": (label, seed, flags)
         for label, flags in methods.items()
         for seed in args.seeds
     }
@@ -114,19 +162,34 @@ def main() -> None:
     groups = {}
     print(
         "| method | seed | final PGD-20 (val) | best PGD-20 (val) | final FGSM (train) |"
-        " final dE(x) | first alarm (epoch) |"
+        " final dE(x) | logit scale | collapse (epoch) | first alarm (epoch) | alarm first |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (label, seed, _) in grid.items():
         hist = histories[name]
         groups.setdefault(label, []).append((f"seed {seed}", hist))
         best = max(h["val_pgd_acc"] for h in hist)
+        collapse, alarm = collapse_epoch(hist), first_alarm(hist)
+        # Did the alarm warn in time? "false alarm" when it fired in a run that never collapsed.
+        if collapse is None:
+            warned = "false alarm" if alarm != "none" else "-"
+        else:
+            warned = "yes" if alarm != "none" and int(alarm) <= collapse else "no"
         print(
             f"| {label} | {seed} | {hist[-1]['val_pgd_acc']:.3f} | {best:.3f} |"
             f" {hist[-1]['train_acc']:.3f} | {hist[-1]['delta_energy']:+.3f} |"
-            f" {first_alarm(hist)} |"
+            f" {hist[-1].get('logit_scale', float('nan')):.2f} | {collapse or 'none'} |"
+            f" {alarm} | {warned} |"
         )
     plot_runs(groups, Path(args.figure), f"Single-step AT on Fashion-MNIST, eps={args.epsilon}")
+
+
+def _slug(label: str) -> str:
+    """A run folder from a method label: "FGSM+DER[uniform,relative]" -> fgsm-der-uniform-relative
+    (older labels keep their folders: "FGSM+DER3" -> fgsm-der3)."""
+    for old, new in (("+", "-"), ("[", "-"), (",", "-"), ("]", "")):
+        label = label.replace(old, new)
+    return label.lower()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def test_a_short_real_run_learns_and_writes_everything(tmp_path):
     best = train(config)
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [h["epoch"] for h in history] == [1, 2]
-    for key in ("val_clean_acc", "val_pgd_acc", "delta_energy", "delta_energy_joint", "alarm"):
+    keys = ("val_clean_acc", "val_pgd_acc", "delta_energy", "delta_energy_joint", "logit_scale")
+    for key in (*keys, "alarm"):
         assert key in history[-1]
     # 10 classes: chance is 0.1; two tiny epochs of TRADES already get well above it.
     assert max(h["val_clean_acc"] for h in history) > 0.4

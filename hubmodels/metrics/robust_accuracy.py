@@ -83,12 +83,20 @@ def accuracy(
 def energy_diagnostics(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackFn, batch_size: int = 256
 ) -> dict[str, float]:
-    """Mean E(x), E(x*), dE(x) and dE(x, y) on fixed images (docs/methods.md 3.4 diagnostics).
+    """Mean E(x), E(x*), dE(x) and dE(x, y) on fixed images (docs/methods.md 3.4 diagnostics),
+    and the logit scale: the mean over images of the natural logits' std over classes (a model
+    can meet a squared DER penalty by shrinking it).
 
     x* comes from ``attack`` (the method's own training attack), evaluated in eval mode so the
     numbers do not depend on batch statistics.
     """
-    sums = {"energy_nat": 0.0, "energy_adv": 0.0, "delta_energy": 0.0, "delta_energy_joint": 0.0}
+    sums = {
+        "energy_nat": 0.0,
+        "energy_adv": 0.0,
+        "delta_energy": 0.0,
+        "delta_energy_joint": 0.0,
+        "logit_scale": 0.0,
+    }
     device = next(model.parameters()).device
     with attacks.eval_mode(model):
         for start in range(0, len(x), batch_size):
@@ -103,6 +111,7 @@ def energy_diagnostics(
             sums["energy_adv"] += marginal_energy(adv).sum().item()
             sums["delta_energy"] += delta_energy(nat, adv).sum().item()
             sums["delta_energy_joint"] += delta_energy(nat, adv, yb).sum().item()
+            sums["logit_scale"] += nat.std(dim=1).sum().item()
     return {k: v / len(x) for k, v in sums.items()}
 
 
