@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -45,13 +45,15 @@ from hubmodels.hub import (
     resolve_checkpoint,
     save_safetensors,
 )
-from hubmodels.outputs import Callback
 from hubmodels.sampling.generate import fit_prior, sample
 from hubmodels.sampling.priors import LEGACY_PRIOR_KEYS, ClassPrior, PriorShape
-from hubmodels.sampling.sampler import SampleOutput
 
 REPO_URL = "https://github.com/hubmodels/hubmodels"
 MAX_CLASSES, MAX_CHANNELS, MAX_IMAGE_SIZE = 100_000, 64, 4096
+
+if TYPE_CHECKING:  # both import diffusers; sampling imports them when it returns
+    from hubmodels.outputs import Callback
+    from hubmodels.sampling.output import SampleOutput
 
 
 class RobustClassifier(

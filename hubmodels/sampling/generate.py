@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from hubmodels.energy import joint_energy
 from hubmodels.images import to_pil
-from hubmodels.outputs import Callback, resolve_seed
 from hubmodels.sampling.priors import PriorShape
 from hubmodels.sampling.sampler import (
     MAX_SAMPLES,
-    SampleOutput,
     SamplerSettings,
     sgld,
 )
+
+if TYPE_CHECKING:
+    from hubmodels.outputs import Callback
+    from hubmodels.sampling.output import SampleOutput
 
 
 def resolve_classes(model, classes: Sequence[str | int] | None) -> list[int]:
@@ -124,6 +127,9 @@ def sample(
             f"{total} samples requested; one call makes at most {MAX_SAMPLES}: "
             "use `python -m hubmodels sample` for large batches"
         )
+    from hubmodels.outputs import resolve_seed  # here: the outputs module imports diffusers
+    from hubmodels.sampling.output import SampleOutput
+
     seed = resolve_seed(generator, seed, default=0)  # sampling is reproducible by default
     device = next(model.parameters()).device
     noise = torch.Generator().manual_seed(seed)

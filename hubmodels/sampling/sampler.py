@@ -23,13 +23,16 @@ on any device. ``callback(step, images, {"energies": ...})`` lets the Space stre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from hubmodels.attacks import eval_mode
 from hubmodels.energy import joint_energy
-from hubmodels.outputs import Callback, GenerationOutput
+
+if TYPE_CHECKING:  # outputs imports diffusers: only the samplers' callers pay for it
+    from hubmodels.outputs import Callback
 
 MAX_SAMPLES = 10_000  # per call: more is a batch job for the CLI, not one in-memory call
 
@@ -66,16 +69,6 @@ class SamplerSettings:
             raise ValueError(f"steps must be a positive integer, got {self.steps}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-
-
-@dataclass
-class SampleOutput(GenerationOutput):
-    """``images``, ``tensors`` and ``settings`` (``hubmodels.outputs``), and per sample:"""
-
-    labels: list[int] = field(default_factory=list)
-    energies: list[float] = field(default_factory=list)  # final joint energy E(x, y)
-    steps: list[int] = field(default_factory=list)  # steps each sample actually took
-    accepted: list[bool] = field(default_factory=list)  # classified as y (with reject=True)
 
 
 def sgld(
