@@ -24,7 +24,7 @@ Conventions shared by all of them:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -59,22 +59,34 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule of ``model`` in eval mode; restore each one's own flag on exit.
-
-    Attacks use BatchNorm running statistics and no dropout (docs/methods.md 1.2, "during the
-    attack the model is in eval mode"), so the attack neither depends on the batch it is in
-    nor moves the running statistics. The previous ``training`` flag of *each* submodule is
-    restored, not just the root's, so a model with deliberately frozen (eval) parts comes back
-    unchanged; restoration happens even if the body raises.
-    """
+def _in_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Set every submodule's ``training`` flag; restore each one's own flag on exit, not just
+    the root's, so a model with deliberately frozen (eval) parts comes back unchanged;
+    restoration happens even if the body raises."""
     saved = [(module, module.training) for module in model.modules()]
-    model.eval()
+    model.train(training)
     try:
         yield model
     finally:
-        for module, training in saved:
-            module.training = training
+        for module, flag in saved:
+            module.training = flag
+
+
+def eval_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Put every submodule of ``model`` in eval mode, restoring each one's flag on exit.
+
+    Attacks use BatchNorm running statistics and no dropout (docs/methods.md 1.2, "during the
+    attack the model is in eval mode"), so the attack neither depends on the batch it is in
+    nor moves the running statistics.
+    """
+    return _in_mode(model, False)
+
+
+def train_mode(model: nn.Module) -> AbstractContextManager[nn.Module]:
+    """Put every submodule in train mode (BatchNorm on the batch's statistics, which each
+    forward also folds into the running ones), restoring each one's flag on exit. Single-step
+    adversarial training code usually attacks this way (Wong et al. 2020)."""
+    return _in_mode(model, True)
 
 
 # --------------------------------------------------------------------------- validation
@@ -256,20 +268,6 @@ def _ascend(
         if callback is not None:
             callback(step, x_adv)
     return x_adv.detach()
-
-
-@contextmanager
-def train_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in train mode (BatchNorm on the batch's statistics, which each
-    forward also folds into the running ones); restore each one's own flag on exit. Single-step
-    adversarial training code usually attacks this way (Wong et al. 2020)."""
-    saved = [(module, module.training) for module in model.modules()]
-    model.train()
-    try:
-        yield model
-    finally:
-        for module, training in saved:
-            module.training = training
 
 
 @contextmanager
