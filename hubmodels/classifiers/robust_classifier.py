@@ -168,11 +168,11 @@ class RobustClassifier(
     # ------------------------------------------------------------------ the model
     @property
     def class_names(self) -> list[str]:
-        return self.config["class_names"]
+        return list(self._config["class_names"])  # a copy: the config changes by update_config
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        c = self.config
+        c = self._config  # read on every forward: no read-only view needed
         return (c["in_channels"], c["image_size"], c["image_size"])
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -244,7 +244,7 @@ class RobustClassifier(
         """PGD on ``x`` (untargeted, or towards ``target``) recorded step by step in energies;
         ``eps`` defaults to the model's threat model. See ``hubmodels.explorer.attack_trace``."""
         self._check_input(x)
-        threat = self.config["threat_model"]
+        threat = self._config["threat_model"]
         eps = threat.get("epsilon", 0.1) if eps is None else eps
         y, target = (
             torch.full((x.shape[0],), v, dtype=torch.long) if isinstance(v, int) else v
@@ -264,9 +264,9 @@ class RobustClassifier(
     # ------------------------------------------------------------------ sampling
     def attach_prior(self, shape: PriorShape) -> None:
         """Add empty prior buffers of ``shape`` (filled by ``fit_prior`` or by loading)."""
-        dim = self.config["in_channels"] * self.config["image_size"] ** 2
+        dim = self._config["in_channels"] * self._config["image_size"] ** 2
         device = self.mean.device
-        self.prior = ClassPrior(self.config["num_classes"], dim, shape).to(device)
+        self.prior = ClassPrior(self._config["num_classes"], dim, shape).to(device)
         self._config["prior"] = shape.to_dict()
 
     def fit_prior(
