@@ -37,15 +37,6 @@ from hubmodels.outputs import Callback
 
 # (target embedding, weight): a positive weight attracts, a negative one repels
 Target = tuple[torch.Tensor, float]
-SETTINGS = (
-    "inr",
-    "augment",
-    "resolution",
-    "render_resolution",
-    "lr",
-    "sweep_width",
-    "output_floor",
-)
 
 
 @dataclass
@@ -89,9 +80,10 @@ class InversionEngine:
     def replace(self, **changes: Any) -> InversionEngine:
         """A copy with some settings changed (``inr``, ``lr``, ``render_resolution``, ...); the
         encoder is shared, not copied. For ablations and timings of one setting."""
-        unknown = sorted(set(changes) - set(SETTINGS))
+        known = [f.name for f in dataclasses.fields(self) if f.name not in ("encoder", "device")]
+        unknown = sorted(set(changes) - set(known))
         if unknown:
-            raise TypeError(f"unknown engine settings {unknown}; known: {list(SETTINGS)}")
+            raise TypeError(f"unknown engine settings {unknown}; known: {known}")
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ starts and targets
