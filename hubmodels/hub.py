@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import huggingface_hub.constants
 import torch
@@ -30,6 +31,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from hubmodels.registry import Registry
+
+T = TypeVar("T")
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -108,39 +111,26 @@ def resolve_checkpoint(
         force_download=force_download,
         token=token,
     )
-    if not force_download:  # the cache first: a cached checkpoint loads with no network at all
+
+    def fetch(local_only: bool) -> tuple[dict[str, Any], Path]:
         try:
-            config_path = Path(
-                hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **kwargs)
+            config_path = hf_hub_download(
+                filename=CONFIG_NAME, local_files_only=local_only, **kwargs
             )
-            weights_path = Path(
-                hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **kwargs)
-            )
-            return read_config(config_path), weights_path
-        except (LocalEntryNotFoundError, EntryNotFoundError):
-            pass
-    reason = "local_files_only=True" if local_files_only else hub_unreachable()
-    if reason:  # fail now, in one sentence, rather than after a minute of retries
-        raise CheckpointError(
-            f"{source!r} is not in the local cache and the Hugging Face Hub cannot be reached "
-            f"({reason})"
-        )
-    try:
-        config_path = Path(hf_hub_download(filename=CONFIG_NAME, **kwargs))
-        weights_path = Path(hf_hub_download(filename=WEIGHTS_NAME, **kwargs))
-    except LocalEntryNotFoundError as err:  # a subclass of EntryNotFoundError: catch it first
-        raise CheckpointError(
-            f"{source!r} is not in the local cache and the Hub cannot be reached "
-            f"(offline mode or no network): {err}"
-        ) from err
-    except EntryNotFoundError as err:
-        raise CheckpointError(
-            f"hub repo {source!r} lacks a file ({err}); it must hold {CONFIG_NAME} and "
-            f"{WEIGHTS_NAME} (pickled .bin weights are not loaded, by design)"
-        ) from err
-    except HfHubHTTPError as err:
-        raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
-    return read_config(config_path), weights_path
+            weights = hf_hub_download(filename=WEIGHTS_NAME, local_files_only=local_only, **kwargs)
+        except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: let it through
+            raise
+        except EntryNotFoundError as err:
+            if local_only:
+                raise LocalEntryNotFoundError(str(err)) from err  # a partial cache: not there
+            raise CheckpointError(
+                f"hub repo {source!r} lacks a file ({err}); it must hold {CONFIG_NAME} and "
+                f"{WEIGHTS_NAME} (pickled .bin weights are not loaded, by design)"
+            ) from err
+        return read_config(Path(config_path)), Path(weights)
+
+    # The cache first (a cached checkpoint loads with no network at all), unless told otherwise.
+    return _from_hub(source, fetch, local_files_only, cache_first=not force_download)
 
 
 def resolve_folder(
@@ -168,25 +158,38 @@ def resolve_folder(
     kwargs = dict(
         repo_id=source, revision=revision, cache_dir=cache_dir, token=token, allow_patterns=patterns
     )
-    try:
-        return resolve_folder(snapshot_download(local_files_only=True, **kwargs), patterns)
-    except LocalEntryNotFoundError:
-        pass
+
+    def fetch(local_only: bool) -> Path:
+        return resolve_folder(snapshot_download(local_files_only=local_only, **kwargs), patterns)
+
+    return _from_hub(source, fetch, local_files_only)
+
+
+def _from_hub(
+    source: str, fetch: Callable[[bool], T], local_files_only: bool, *, cache_first: bool = True
+) -> T:
+    """``fetch(local_only)`` from the cache, else from the Hub once it is known to answer; a
+    failure is one ``CheckpointError`` sentence, in seconds when the Hub cannot be reached."""
+    if cache_first:
+        try:
+            return fetch(True)
+        except LocalEntryNotFoundError:
+            pass
     reason = "local_files_only=True" if local_files_only else hub_unreachable()
-    if reason:
+    if reason:  # fail now, in one sentence, rather than after a minute of retries
         raise CheckpointError(
             f"{source!r} is not in the local cache and the Hugging Face Hub cannot be reached "
             f"({reason})"
         )
     try:
-        path = snapshot_download(**kwargs)
+        return fetch(False)
     except LocalEntryNotFoundError as err:
         raise CheckpointError(
-            f"{source!r} is not in the local cache and the Hub cannot be reached: {err}"
+            f"{source!r} is not in the local cache and the Hub cannot be reached "
+            f"(offline mode or no network): {err}"
         ) from err
     except HfHubHTTPError as err:
         raise CheckpointError(f"could not fetch {source!r} from the Hub: {err}") from err
-    return resolve_folder(path, patterns)
 
 
 HUB_PROBE_TIMEOUT = 3.0  # seconds; a reachable Hub answers a HEAD request far sooner
