@@ -66,6 +66,39 @@ def test_weat_adv_is_the_weighted_sum_over_the_batch_size():
     assert not torch.allclose(out.loss, (w * per_sample).sum() / w.sum(), atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["weat_adv", "weat_nat"])
+def test_weat_weights_reduction_divides_the_weighted_sum_by_the_sum_of_the_weights(method):
+    model = tiny_classifier().train()
+    x, y = _batch()
+    out = LOSSES[method](model, x, y, ATTACK, weat_reduction="weights")
+    nat, adv = out.logits_nat, out.logits_adv
+    p = F.softmax(nat, 1)
+    kl = (p * (F.log_softmax(nat, 1) - torch.log(F.softmax(adv, 1) + 1e-12))).sum(1)
+    ce = F.cross_entropy(adv if method == "weat_adv" else nat, y, reduction="none")
+    w = weat_weight(nat)
+    weighted = (w * (ce + 6.0 * kl)).sum()
+    # the weighted mean: the paper's sum / B times B / sum w (the step-size ablation)
+    assert torch.allclose(out.loss, weighted / w.sum(), atol=1e-5)
+    paper = weighted / len(y)
+    assert not torch.allclose(out.loss, paper, atol=1e-3)  # a different step size, not a no-op
+    with pytest.raises(ValueError, match="unknown WEAT reduction"):
+        LOSSES[method](model, x, y, ATTACK, weat_reduction="sum")
+
+
+def test_weat_reduction_is_a_weat_only_setting_recorded_in_the_card():
+    from hubmodels.training.config import TrainConfig
+    from hubmodels.training.trainer import recipe
+
+    assert recipe(TrainConfig(method="weat_adv", weat_reduction="weights"))["weat_reduction"] == (
+        "weights"
+    )
+    assert "weat_reduction" not in recipe(TrainConfig(method="trades"))
+    with pytest.raises(ValueError, match="weat_adv and weat_nat only"):
+        TrainConfig(method="trades", weat_reduction="weights")
+    with pytest.raises(ValueError, match="unknown weat_reduction"):
+        TrainConfig(method="weat_adv", weat_reduction="mean")
+
+
 def test_weat_nat_uses_natural_cross_entropy_and_a_detached_weight():
     model = tiny_classifier().train()
     x, y = _batch()

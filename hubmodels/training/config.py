@@ -36,8 +36,13 @@ class TrainConfig:
         "standard | pgd_at | trades | weat_adv | weat_nat | fgsm | rs_fgsm | n_fgsm", "weat_adv"
     )
     beta: float = _opt("TRADES/WEAT KL weight beta = 1/lambda", 6.0)
+    weat_reduction: str = _opt(
+        "WEAT's weighted sum over the batch divided by: batch (B, as WEAT's code) | weights "
+        "(the sum of the weights, a weighted mean whose step size matches TRADES's)",
+        "batch",
+    )
     der_lambda: float = _opt("DER weight lambda; 0 disables DER", 0.0)
-    der_form: str = _opt("DER penalty: squared | absolute | joint | hinge", "squared")
+    der_form: str = _opt("DER penalty: squared | absolute | joint | hinge | relative", "squared")
     der_weighted: bool = _opt("weight each DER term by the WEAT weight w(x)", False)
     der_at: str = _opt(
         "where DER measures E(x) - E(x'): adversarial (the method's own) | uniform | pgd2",
@@ -83,7 +88,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Checked here, not at the first training step, so a misspelt recipe fails before any
         # dataset download or GPU time. Imported here so this module stays free of torch.
-        from hubmodels.training.losses import DER_FORMS, DER_POINTS, LOSSES, SINGLE_STEP
+        from hubmodels.training.losses import (
+            DER_FORMS,
+            DER_POINTS,
+            LOSSES,
+            SINGLE_STEP,
+            WEAT_METHODS,
+            WEAT_REDUCTIONS,
+        )
 
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
@@ -93,6 +105,12 @@ class TrainConfig:
             raise ValueError(f"unknown DER form {self.der_form!r}; choose one of {DER_FORMS}")
         if self.der_at not in DER_POINTS:
             raise ValueError(f"unknown DER point {self.der_at!r}; choose one of {DER_POINTS}")
+        if self.weat_reduction not in WEAT_REDUCTIONS:
+            raise ValueError(
+                f"unknown weat_reduction {self.weat_reduction!r}; choose one of {WEAT_REDUCTIONS}"
+            )
+        if self.weat_reduction != "batch" and self.method not in WEAT_METHODS:
+            raise ValueError("weat_reduction applies to weat_adv and weat_nat only")
         if self.attack_bn not in ("eval", "train"):
             raise ValueError(f"attack_bn is eval or train, got {self.attack_bn!r}")
         if self.attack_bn == "train" and self.method not in SINGLE_STEP:

@@ -51,6 +51,9 @@ LossFn = Callable[..., LossOutput]
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 SINGLE_STEP = ("fgsm", "rs_fgsm", "n_fgsm")
 KL_METHODS = ("trades", "weat_adv", "weat_nat")
+WEAT_METHODS = ("weat_adv", "weat_nat")
+# What WEAT's weighted sum is divided by: B (the paper's code) or the sum of the weights.
+WEAT_REDUCTIONS = ("batch", "weights")
 
 
 def training_attack(method: str, attack: AttackSettings) -> AttackFn:
@@ -128,29 +131,62 @@ def trades_loss(
     return LossOutput(loss, logits_adv, logits_nat, x_adv)
 
 
-def _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial: bool) -> LossOutput:
-    """(1/B) sum_i w(x_i) [CE(f(x'_i), y_i) + beta KL_i], x' = x* (WEAT_adv) or x (WEAT_nat)."""
+def _weat(
+    model, x, y, attack, beta, attack_model, ce_on_adversarial: bool, reduction: str
+) -> LossOutput:
+    """sum_i w(x_i) [CE(f(x'_i), y_i) + beta KL_i] / Z, x' = x* (WEAT_adv) or x (WEAT_nat).
+
+    Z = B (``reduction="batch"``, WEAT's code) or sum_i w(x_i) (``"weights"``). With weights of
+    about 0.17, Z = B makes the effective learning rate about 6x smaller than TRADES's at the
+    same lr (docs/methods.md 2.2); Z = sum w keeps WEAT's reweighting and TRADES's step size.
+    """
     x_adv, logits_nat, logits_adv = _trades_family(model, x, y, attack, attack_model)
     ce_logits = logits_adv if ce_on_adversarial else logits_nat
     per_sample = F.cross_entropy(ce_logits, y, reduction="none")
     per_sample = per_sample + beta * _kl_rows(logits_nat, logits_adv)
-    # Divided by B, not by sum(w): the WEAT code does so, and it sets the effective lr (2.2).
-    loss = (weat_weight(logits_nat) * per_sample).sum() / x.shape[0]
+    weights = weat_weight(logits_nat)  # detached: a weight, not a path for the gradient
+    if reduction == "batch":
+        normaliser = x.shape[0]
+    elif reduction == "weights":
+        normaliser = weights.sum()
+    else:
+        raise ValueError(f"unknown WEAT reduction {reduction!r}; choose one of {WEAT_REDUCTIONS}")
+    loss = (weights * per_sample).sum() / normaliser
     return LossOutput(loss, logits_adv, logits_nat, x_adv)
 
 
 def weat_adv_loss(
-    model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
+    model,
+    x,
+    y,
+    attack: AttackSettings,
+    *,
+    beta: float = 6.0,
+    weat_reduction: str = "batch",
+    attack_model=None,
+    **_,
 ) -> LossOutput:
-    """WEAT_adv (docs/methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i]."""
-    return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=True)
+    """WEAT_adv (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i] / B."""
+    return _weat(
+        model, x, y, attack, beta, attack_model, ce_on_adversarial=True, reduction=weat_reduction
+    )
 
 
 def weat_nat_loss(
-    model, x, y, attack: AttackSettings, *, beta: float = 6.0, attack_model=None, **_
+    model,
+    x,
+    y,
+    attack: AttackSettings,
+    *,
+    beta: float = 6.0,
+    weat_reduction: str = "batch",
+    attack_model=None,
+    **_,
 ) -> LossOutput:
-    """WEAT_nat (docs/methods.md 2.3): (1/B) sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i]."""
-    return _weat(model, x, y, attack, beta, attack_model, ce_on_adversarial=False)
+    """WEAT_nat (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i] / B."""
+    return _weat(
+        model, x, y, attack, beta, attack_model, ce_on_adversarial=False, reduction=weat_reduction
+    )
 
 
 LOSSES = Registry(
@@ -236,6 +272,7 @@ def training_loss(
     attack: AttackSettings,
     *,
     beta: float = 6.0,
+    weat_reduction: str = "batch",
     der_lambda: float = 0.0,
     der_form: str = "squared",
     der_weighted: bool = False,
@@ -249,7 +286,9 @@ def training_loss(
     which costs one forward/backward, not an attack. Another ``der_at`` (``DER_POINTS``) costs
     one more forward (and, for "pgd2", two attack steps).
     """
-    out = LOSSES.lookup(method)(model, x, y, attack, beta=beta, attack_model=attack_model)
+    out = LOSSES.lookup(method)(
+        model, x, y, attack, beta=beta, weat_reduction=weat_reduction, attack_model=attack_model
+    )
     if der_lambda > 0:
         if out.logits_adv is None:
             raise ValueError("DER needs an adversarial: combine it with an adversarial method")

@@ -119,6 +119,7 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
     keys = [
         "method",
         "beta",
+        "weat_reduction",
         "der_lambda",
         "der_form",
         "der_at",
@@ -145,6 +146,8 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         unused |= {"der_lambda", "der_form", "der_at"}
     if config.method not in ("trades", "weat_adv", "weat_nat"):
         unused.add("beta")
+    if config.method not in ("weat_adv", "weat_nat"):
+        unused.add("weat_reduction")
     if config.method not in ("fgsm", "rs_fgsm", "n_fgsm"):
         unused.add("attack_bn")
     if config.method == "standard":
@@ -357,6 +360,7 @@ def _train_one_epoch(
                 y,
                 attack,
                 beta=config.beta,
+                weat_reduction=config.weat_reduction,
                 der_lambda=config.der_lambda,
                 der_form=config.der_form,
                 der_weighted=config.der_weighted,
