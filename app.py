@@ -48,6 +48,7 @@ from PIL import Image
 
 from hubmodels import CheckpointError
 from hubmodels import presets_catalog as catalog
+from hubmodels.sampling import SamplerSettings
 
 # A visitor's mistake (a bad upload, an empty prompt) is shown in the UI and not logged with a
 # traceback: the server log keeps real failures readable.
@@ -320,9 +321,10 @@ def sampling_tab() -> None:
     class_names = catalog.class_names(default) if default else []
     gr.Markdown(
         "Start from a class prior stored in the checkpoint and descend the joint energy "
-        "E(x, y) = -f(x)[y] with momentum SGLD (WEAT); DER adds energy guidance and adaptive "
-        "stopping. Robust models generate; the standard one does not. The start is a blurry "
-        "local class average, never a stored training image: tick *Show nearest training "
+        "E(x, y) = -f(x)[y] with SGLD (WEAT), weighing in the model's own p(y|x) so each "
+        "sample stays in its class; DER adds energy guidance and adaptive stopping. Robust "
+        "models generate; the standard one does not. The start is a blurry local class "
+        "average, never a stored training image: tick *Show nearest training "
         "images* to see that the samples are new."
     )
     with gr.Row():
@@ -333,7 +335,9 @@ def sampling_tab() -> None:
             init = gr.Radio(SAMPLING_INITS, value="local_pca", label="Start (prior)")
             guidance = gr.Checkbox(False, label="Energy guidance (DER)")
             adaptive = gr.Checkbox(False, label="Adaptive stopping (DER)")
-            steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="Steps (cap)")
+            steps = gr.Slider(
+                1, MAX_STEPS, value=SamplerSettings.steps, step=1, label="Steps (cap)"
+            )
             nearest = gr.Checkbox(False, label="Show nearest training images (needs the data)")
             seed = _seed_input()
             run = gr.Button("Sample", variant="primary")
@@ -359,7 +363,7 @@ def sampling_tab() -> None:
                     "local_pca",
                     False,
                     False,
-                    50,
+                    SamplerSettings.steps,
                     0,
                     False,
                 ],

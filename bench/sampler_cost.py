@@ -46,6 +46,8 @@ def sampler_settings(args: argparse.Namespace, init: str) -> dict:
         scale=args.scale,
         steps=args.steps,
         step_size=args.step_size,
+        momentum=args.momentum,
+        classifier_weight=args.classifier_weight,
         guidance=args.guidance,
         tolerance=args.tolerance,
     )
@@ -61,6 +63,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--step-size", type=float, default=defaults.step_size)
     parser.add_argument("--scale", type=float, default=defaults.scale)
+    parser.add_argument("--momentum", type=float, default=defaults.momentum)
+    parser.add_argument(
+        "--classifier-weight", type=float, default=defaults.classifier_weight, help="gamma"
+    )
     parser.add_argument("--guidance", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--tolerance", type=float, default=defaults.tolerance, help="in units of sigma_y"

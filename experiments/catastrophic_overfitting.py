@@ -94,6 +94,7 @@ def common(args, eps: float, seed: int) -> list[str]:
         str(args.train_subset),
         "--energy-subset",
         "500",
+        "--no-fit-prior",  # these runs are read for robustness, never sampled from
     ]
 
 

@@ -29,6 +29,7 @@ row under ``--out``, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -47,6 +48,7 @@ from hubmodels.metrics import (
     extract_features,
     inception_extractor,
 )
+from hubmodels.sampling.sampler import SamplerSettings
 from hubmodels.training.data import load_dataset
 
 PRESETS = ("standard", "pgdat", "trades", "weat", "der")
@@ -59,9 +61,15 @@ SAMPLERS = {
 INITS = ("uniform", "gaussian", "pca", "local_pca")
 # The WEAT repository's generation settings: class PCA at sigma_PCA = 0.005 x singular values
 # (0.39 component std for 6,000 images a class), plain descent without momentum, eta 0.8,
-# 50 steps, noise 0.001 * sqrt(2 eta).
+# 50 steps, noise 0.001 * sqrt(2 eta), and no classifier term (WEAT samples p(x | y) alone).
 OFFICIAL_WEAT = dict(
-    init="pca", scale=0.39, momentum=0.0, step_size=0.8, steps=50, noise_std=0.001 * 1.6**0.5
+    init="pca",
+    scale=0.39,
+    momentum=0.0,
+    step_size=0.8,
+    steps=50,
+    noise_std=0.001 * 1.6**0.5,
+    classifier_weight=0.0,
 )
 
 
@@ -196,7 +204,9 @@ def produce(row, args, train_x, train_y, test_x, test_y):
     if row["kind"] == "train":
         pick = _per_class(train_y, n, args.seed)
         return train_x[pick], train_y[pick], 0.0
-    key = json.dumps([row["model"], row["settings"], n, args.seed], sort_keys=True)
+    # The resolved settings, not the row's overrides: a changed default is a new cache entry.
+    settings = dataclasses.asdict(SamplerSettings(**row["settings"]))
+    key = json.dumps([row["model"], settings, n, args.seed], sort_keys=True)
     cache = Path(args.out) / f"samples-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     if cache.exists():  # the retrieval row reuses the default row's samples
         images, labels, mean_steps = torch.load(cache, weights_only=True).values()

@@ -154,6 +154,27 @@ def test_plain_descent_lowers_the_joint_energy(fitted):
     assert torch.tensor(after.energies).mean() < torch.tensor(before.energies).mean() - 0.1
 
 
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_classifier_weight_descends_the_joint_energy_plus_gamma_times_cross_entropy(fitted, gamma):
+    """One noiseless step is x - eta/2 grad[(1 + gamma) E(x, y) - gamma E(x)]: -log p(y|x) is
+    E(x, y) - E(x), so the target is p(x | y) p(y | x)^gamma."""
+    from hubmodels.energy import joint_energy, marginal_energy
+
+    model, _, _ = fitted
+    common = dict(classes=[0, 2], n_per_class=3, seed=4, steps=1, momentum=0, noise_std=0)
+    start = model.sample(step_size=1e-12, **common)
+    x = start.tensors.clone().requires_grad_(True)
+    logits = model(x)
+    labels = torch.tensor(start.labels)
+    objective = (1 + gamma) * joint_energy(logits, labels) - gamma * marginal_energy(logits)
+    (grad,) = torch.autograd.grad(objective.sum(), x)
+    eta = 0.01
+    stepped = model.sample(step_size=eta, classifier_weight=gamma, **common)
+    expected = (start.tensors - eta / 2 * grad).clamp(0, 1)
+    assert not torch.allclose(stepped.tensors, start.tensors, atol=1e-4)
+    assert torch.allclose(stepped.tensors, expected, atol=1e-6)
+
+
 def test_same_seed_same_images_other_seed_other_images(fitted):
     model, _, _ = fitted
     a = model.sample(classes=[0, 1], n_per_class=3, seed=7, steps=4)
@@ -233,6 +254,7 @@ def test_rejection_keeps_only_samples_the_model_assigns_to_their_class(fitted):
         (dict(step_size=math.nan), "step_size must be a finite"),
         (dict(step_size=0.0), "step_size must be positive"),
         (dict(steps=0), "steps must be a positive integer"),
+        (dict(classifier_weight=-1.0), "classifier_weight must be a finite"),
         (dict(init="noise"), "unknown init"),
     ],
 )

@@ -294,14 +294,15 @@ class RobustClassifier(
         Args:
             classes: class names or indices (default: all classes).
             n_per_class: samples per class (at most 10,000 in all per call).
-            num_inference_steps: SGLD steps (the cap with ``adaptive_stop``; default 50).
+            num_inference_steps: SGLD steps (the cap with ``adaptive_stop``; default 30).
             seed: seeds the prior draw and the Langevin noise; same seed, same images. Without
                 it, one is drawn from ``generator``, else 0.
             callback: ``callback(step, images, {"energies": E(x, y)})`` every few steps.
             **settings: ``hubmodels.sampling.SamplerSettings`` fields: init ("local_pca",
-                the default, "pca", "gaussian", "uniform"), scale (component stds, 1.5),
-                step_size (0.8), momentum (0.25), noise_std (1e-3), guidance, adaptive_stop,
-                tolerance (in units of the class's real-energy std, 0.1), reject.
+                the default, "pca", "gaussian", "uniform"), scale (component stds, 1.25),
+                step_size (0.8), momentum (0), noise_std (1e-3), classifier_weight (gamma of
+                p(x|y) p(y|x)^gamma, 2), guidance, adaptive_stop, tolerance (in units of the
+                class's real-energy std, 0.1), reject.
                 docs/sampling.md says how the defaults were tuned.
 
         Returns:

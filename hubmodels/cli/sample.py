@@ -29,6 +29,7 @@ SAMPLER_HELP = {
     "guidance": "DER's energy guidance toward the class's real energy",
     "adaptive_stop": "DER's adaptive stop: freeze a sample once its energy looks real",
     "tolerance": "the stop's tolerance, in units of the class's real-energy std",
+    "classifier_weight": "gamma: sample p(x|y) p(y|x)^gamma (adds gamma * cross-entropy)",
     "reject": "drop samples the model does not classify as their class",
 }
 

@@ -15,6 +15,11 @@ with objective E(x, y) = -f(x)[y]. DER's improvements (docs/sampling.md):
   class's own energy spread: a sample stops when the model scores it like real data, whatever
   the scale of the model's logits.
 
+One knob of our own (docs/sampling.md), **classifier weight** gamma: the objective gains
+gamma * CE(f(x), y) = gamma * (E(x, y) - E(x)), so SGLD targets p(x | y) p(y | x)^gamma, the
+classifier guidance of Dhariwal & Nichol (2021) applied to the classifier's own posterior.
+gamma = 0 is WEAT's sampler.
+
 Everything is batched and seeded by a CPU ``torch.Generator``, so a seed gives the same images
 on any device. ``callback(step, images, {"energies": ...})`` lets the Space stream previews
 (the contract of ``hubmodels.outputs``).
@@ -40,26 +45,29 @@ MAX_SAMPLES = 10_000  # per call: more is a batch job for the CLI, not one in-me
 @dataclass(frozen=True)
 class SamplerSettings:
     """Sampler knobs; ``step_size`` is eta, ``scale`` the prior's spread in component stds,
-    ``tolerance`` the adaptive stop's in units of the class's real-energy std sigma_y.
+    ``tolerance`` the adaptive stop's in units of the class's real-energy std sigma_y,
+    ``classifier_weight`` the gamma of the p(y | x)^gamma factor (0: WEAT's target p(x | y)).
 
     The defaults were tuned on a validation protocol (docs/sampling.md): on the robust presets
-    they beat the WEAT paper's own settings (class PCA at 0.39 std, no momentum) in a
-    Fashion-MNIST classifier's feature space without copying training images.
+    they match or beat the WEAT paper's own settings (class PCA at 0.39 std, no momentum, 50
+    steps, gamma 0) in a Fashion-MNIST classifier's feature space and in its recognition rate,
+    without copying training images.
     """
 
     init: str = "local_pca"
-    scale: float = 1.5
-    steps: int = 50
+    scale: float = 1.25
+    steps: int = 30
     step_size: float = 0.8
-    momentum: float = 0.25
+    momentum: float = 0.0
     noise_std: float = 1e-3
     guidance: bool = False
     adaptive_stop: bool = False
     tolerance: float = 0.1
+    classifier_weight: float = 2.0
     reject: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("scale", "step_size", "noise_std", "tolerance"):
+        for name in ("scale", "step_size", "noise_std", "tolerance", "classifier_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -102,8 +110,13 @@ def sgld(
             noise = settings.noise_std * torch.randn(x.shape, generator=generator).to(x.device)
             idx = active.nonzero().flatten()  # only moving samples cost a forward/backward
             moving = x[idx].requires_grad_(True)
-            e = joint_energy(model(moving), labels[idx])
+            logits = model(moving)
+            e = joint_energy(logits, labels[idx])
             objective = (e - target[idx]).pow(2) if settings.guidance else e
+            if settings.classifier_weight:
+                # -log p(y|x) = E(x, y) - E(x): steep only where another class competes for x
+                posterior = torch.nn.functional.cross_entropy(logits, labels[idx], reduction="none")
+                objective = objective + settings.classifier_weight * posterior
             (grad,) = torch.autograd.grad(objective.sum(), moving)
             energy[idx] = e.detach()
             if settings.adaptive_stop:
