@@ -166,7 +166,8 @@ def weat_adv_loss(
     attack_model=None,
     **_,
 ) -> LossOutput:
-    """WEAT_adv (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i] / B."""
+    """WEAT_adv (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x*_i), y_i) + beta KL_i] / B
+    (/ sum_i w(x_i) with ``weat_reduction="weights"``)."""
     return _weat(
         model, x, y, attack, beta, attack_model, ce_on_adversarial=True, reduction=weat_reduction
     )
@@ -183,7 +184,8 @@ def weat_nat_loss(
     attack_model=None,
     **_,
 ) -> LossOutput:
-    """WEAT_nat (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i] / B."""
+    """WEAT_nat (docs/methods.md 2.3): sum_i w(x_i) [CE(f(x_i), y_i) + beta KL_i] / B
+    (/ sum_i w(x_i) with ``weat_reduction="weights"``)."""
     return _weat(
         model, x, y, attack, beta, attack_model, ce_on_adversarial=False, reduction=weat_reduction
     )
