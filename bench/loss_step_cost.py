@@ -1,7 +1,8 @@
 """Per-step cost of each training method, as ratios measured side by side in one run.
 
-Targets (issue: foundation): DER costs at most 1.10x its base method (it reuses the base
-attack), and WEAT_adv at most 1.05x TRADES. Methods are timed in interleaved rounds (A B C D,
+Targets: every DER variant costs at most 1.10x its base method (at its own adversarial it
+reuses the base attack; at a uniform or 2-step PGD point it adds a forward, and two attack
+steps), and WEAT_adv at most 1.05x TRADES. Methods are timed in interleaved rounds (A B C D,
 A B C D, ...) so drifts in machine load hit all of them alike; the ratio of medians is printed.
 
     python bench/loss_step_cost.py                      # small CNN, Fashion-MNIST shapes, CPU
@@ -20,27 +21,39 @@ import torch
 from hubmodels.classifiers import RobustClassifier
 from hubmodels.training.losses import AttackSettings, training_loss
 
-METHODS = {  # label -> (method, der_lambda)
-    "pgd_at": ("pgd_at", 0.0),
-    "pgd_at+der": ("pgd_at", 1.0),
-    "trades": ("trades", 0.0),
-    "trades+der": ("trades", 1.0),
-    "weat_adv": ("weat_adv", 0.0),
-    "weat_adv+der": ("weat_adv", 1.0),
+DER = dict(der_lambda=1.0)
+METHODS = {  # label -> (method, DER settings of training_loss)
+    "pgd_at": ("pgd_at", {}),
+    "pgd_at+der": ("pgd_at", DER),
+    "trades": ("trades", {}),
+    "trades+der": ("trades", DER),
+    "trades+der[uniform]": ("trades", dict(DER, der_at="uniform")),
+    "weat_adv": ("weat_adv", {}),
+    "weat_adv+der": ("weat_adv", DER),
+    "fgsm": ("fgsm", {}),
+    "fgsm+der": ("fgsm", DER),
+    "fgsm+der[relative]": ("fgsm", dict(DER, der_form="relative")),
+    "fgsm+der[uniform]": ("fgsm", dict(DER, der_at="uniform")),
+    "fgsm+der[pgd2]": ("fgsm", dict(DER, der_at="pgd2")),
 }
 RATIOS = [  # (method, baseline, target)
     ("pgd_at+der", "pgd_at", 1.10),
     ("trades+der", "trades", 1.10),
+    ("trades+der[uniform]", "trades", 1.10),
     ("weat_adv+der", "weat_adv", 1.10),
+    ("fgsm+der", "fgsm", 1.10),
+    ("fgsm+der[relative]", "fgsm", 1.10),
+    ("fgsm+der[uniform]", "fgsm", 1.10),
+    ("fgsm+der[pgd2]", "fgsm", 1.10),
     ("weat_adv", "trades", 1.05),
     ("trades", "pgd_at", None),
     ("weat_adv", "pgd_at", None),
 ]
 
 
-def one_step(model, optimiser, method, der_lambda, x, y, attack, device) -> float:
+def one_step(model, optimiser, method, der, x, y, attack, device) -> float:
     start = time.perf_counter()
-    out = training_loss(method, model, x, y, attack, der_lambda=der_lambda)
+    out = training_loss(method, model, x, y, attack, **der)
     optimiser.zero_grad(set_to_none=True)
     out.loss.backward()
     optimiser.step()
@@ -84,9 +97,9 @@ def main() -> None:
 
     times: dict[str, list[float]] = {label: [] for label in METHODS}
     for round_ in range(args.warmup + args.rounds):
-        for label, (method, der_lambda) in METHODS.items():
+        for label, (method, der) in METHODS.items():
             model, optimiser = runs[label]
-            seconds = one_step(model, optimiser, method, der_lambda, x, y, attack, device)
+            seconds = one_step(model, optimiser, method, der, x, y, attack, device)
             if round_ >= args.warmup:
                 times[label].append(seconds)
 
@@ -95,16 +108,16 @@ def main() -> None:
         f"median of {args.rounds} interleaved rounds, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
-    print(f"{'method':<14} {'ms/step':>9}")
+    print(f"{'method':<20} {'ms/step':>9}")
     medians = {label: statistics.median(t) for label, t in times.items()}
     for label, m in medians.items():
-        print(f"{label:<14} {m * 1000:9.1f}")
-    print(f"\n{'ratio':<26} {'value':>6} {'target':>7}")
+        print(f"{label:<20} {m * 1000:9.1f}")
+    print(f"\n{'ratio':<30} {'value':>6} {'target':>7}")
     for method, base, target in RATIOS:
         ratio = medians[method] / medians[base]
         verdict = "" if target is None else ("  ok" if ratio <= target else "  MISSED")
         target_text = "" if target is None else f"<={target:.2f}"
-        print(f"{method + ' / ' + base:<26} {ratio:6.3f} {target_text:>7}{verdict}")
+        print(f"{method + ' / ' + base:<30} {ratio:6.3f} {target_text:>7}{verdict}")
 
 
 if __name__ == "__main__":
