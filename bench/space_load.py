@@ -6,10 +6,12 @@ a queue sized so that a waiting visitor is served within ``app.MAX_WAIT_S``), th
 1. **first preview**: one request through ``gradio_client``'s ``submit``; seconds from the
    click to the first streamed preview and to the final grid (target: first preview within
    2 s on the CPU);
-2. **load**: 100 requests at once from 100 threads, the Space's default request each (4
-   classes x 8 samples, 50 steps); how many were served, refused ("queue is full") or failed,
-   latency percentiles against the stated wait limit, and the process's peak memory. Target:
-   none failed, none refused whose wait would have stayed under the limit.
+2. **load**: 100 requests at once from 100 threads, each the Class sampling tab's first
+   request (4 classes x 8 samples, 50 steps by default: the tab's default until the sampler
+   moved to 30, so the load it measures is an upper bound); how many were served, refused
+   ("queue is full") or failed, latency percentiles against the stated wait limit, and the
+   process's peak memory. Target: none failed, none refused whose wait would have stayed under
+   the limit.
 
     python bench/space_load.py [--requests 100] [--n-per-class 8] [--steps 50]
 """

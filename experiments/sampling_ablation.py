@@ -48,7 +48,7 @@ from hubmodels.metrics import (
     extract_features,
     inception_extractor,
 )
-from hubmodels.sampling.sampler import SamplerSettings
+from hubmodels.sampling import SamplerSettings
 from hubmodels.training.data import load_dataset
 
 PRESETS = ("standard", "pgdat", "trades", "weat", "der")
