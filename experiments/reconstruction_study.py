@@ -44,7 +44,11 @@ from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.metrics import extract_features, inception_extractor
 
 METHODS = ("pixels", "siren", "finer-flat", "finer-sweep", "finer-sweep-anchor")
-TUNING_PHOTO = "rocket"
+TUNING_PHOTO = "rocket"  # each method's learning rate is chosen on it
+TUNING_PHOTOS = (
+    TUNING_PHOTO,
+    "ihc",
+)  # never scored: experiments/finer_tuning.py tunes FINER on them
 LEARNING_RATES = {
     "pixels": (1e-2, 3e-2, 1e-1),
     "siren": (3e-5, 1e-4, 3e-4),
@@ -66,6 +70,7 @@ def photos() -> dict[str, np.ndarray]:
         hopper = np.asarray(Image.open(f).convert("RGB"))
     return {
         "rocket": skimage.data.rocket(),
+        "ihc": skimage.data.immunohistochemistry(),
         "astronaut": skimage.data.astronaut(),
         "chelsea": skimage.data.chelsea(),
         "coffee": skimage.data.coffee(),
@@ -77,18 +82,19 @@ def photos() -> dict[str, np.ndarray]:
 
 
 def invert(
-    inverter, method, target, steps, lr, sweep_width, seed, anchor=None
+    inverter, method, target, steps, lr, sweep_width, seed, anchor=None, inr=None
 ) -> tuple[torch.Tensor, list]:
     """Optimise one parameterisation toward ``target``; return the image and the loss trace.
 
     ``sweep_width`` is the sweep's Gaussian width s in layers; None is a flat schedule.
+    ``inr``: ``INRConfig`` fields that differ from the inverter's (omega, first_bias_scale).
     """
     if method == "pixels":
         return invert_pixels(inverter, target, steps, lr, seed)
     # A width far beyond the depth gives every layer the peak rate: a flat schedule.
     engine = inverter.engine.replace(lr=lr, sweep_width=sweep_width or 1e6)
-    if method == "siren":
-        engine = engine.replace(inr=dataclasses.replace(engine.inr, activation="siren"))
+    changes = dict(inr or {}, activation="siren") if method == "siren" else dict(inr or {})
+    engine = engine.replace(inr=dataclasses.replace(engine.inr, **changes))
     net = engine.new_net(seed)
     if anchor is not None:
         net.load_state_dict(anchor)
@@ -129,6 +135,17 @@ def side_by_side(folder: Path, names: list[str], methods: list[str], side: int =
     return path
 
 
+def colour_statistics(image: torch.Tensor) -> tuple[float, float]:
+    """(mean saturation, contrast) of a (1, 3, H, W) image in [0, 1]: HSV saturation
+    (max - min) / max averaged over pixels, and the standard deviation of luminance (BT.601).
+    A grey, washed-out rendering scores low on both."""
+    x = image[0]
+    high, low = x.max(dim=0).values, x.min(dim=0).values
+    saturation = ((high - low) / high.clamp_min(1e-6)).mean()
+    luminance = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+    return float(saturation), float(luminance.std())
+
+
 def judge(original: torch.Tensor, images: list[torch.Tensor], extractor) -> list[dict]:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -140,9 +157,12 @@ def judge(original: torch.Tensor, images: list[torch.Tensor], extractor) -> list
     scores = []
     for i in range(1, len(batch)):
         candidate = small[i].permute(1, 2, 0).numpy()
+        saturation, contrast = colour_statistics(batch[i : i + 1])
         scores.append(
             dict(
                 inception_cosine=float(features[0] @ features[i]),
+                saturation=saturation,
+                contrast=contrast,
                 ssim32=float(
                     structural_similarity(reference, candidate, channel_axis=2, data_range=1)
                 ),
@@ -254,7 +274,7 @@ def main() -> None:
         _, chosen[method], widths[method] = max(trials)
         widths[method] = widths[method] or None
 
-    names = args.photos or [n for n in images if n != TUNING_PHOTO]
+    names = args.photos or [n for n in images if n not in TUNING_PHOTOS]
     rows = []
     for name in names:
         for seed in args.seeds:

@@ -44,6 +44,12 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+@pytest.fixture(autouse=True)
+def _key_cache(monkeypatch, tmp_path_factory):
+    """The shipped bank's key cache goes to the session's temporary folder, never ~/.cache."""
+    monkeypatch.setenv("HUBMODELS_CACHE", str(tmp_path_factory.getbasetemp() / "hubmodels-cache"))
+
+
 def tiny_classifier(seed: int = 0, **overrides) -> RobustClassifier:
     """A small_cnn on 1x8x8 images with 3 classes: fast enough for any unit test."""
     torch.manual_seed(seed)

@@ -17,7 +17,11 @@ def generators(tiny_clip):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         inverter = CLIPInverter(
-            clip=tiny_clip, resolution=32, inr={"hidden_layers": 1, "width": 16}, augment={"n": 2}
+            clip=tiny_clip,
+            resolution=32,
+            inr={"hidden_layers": 1, "width": 16},
+            augment={"n": 2},
+            bank=None,
         )
     classifier = RobustClassifier.from_pretrained("fmnist-smallcnn-der")
     return {

@@ -23,6 +23,7 @@ TINY = dict(
     neighbours=3,
     content_fit_steps=10,
     style_start_layer=1,
+    bank=None,  # plain unless a test attaches one: the shipped bank fits the default INR only
     device="cpu",
 )
 
@@ -302,6 +303,7 @@ def test_real_encoder_reconstruction_lowers_the_loss():
         lr=1e-3,
         inr={"hidden_layers": 3, "width": 64},
         augment={"n": 2},
+        bank=None,
         device="cpu",
     )
     out = inverter.reconstruct(skimage.data.chelsea(), num_inference_steps=12, seed=0)

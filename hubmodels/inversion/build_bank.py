@@ -21,6 +21,7 @@ import torch
 from hubmodels.images import load_image
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
+from hubmodels.inversion.finer import FinerNet, INRConfig
 
 
 def read_captions(
@@ -47,6 +48,28 @@ def read_captions(
     return pairs
 
 
+def fit_photo_anchor(
+    image: torch.Tensor,
+    inr: INRConfig,
+    *,
+    resolution: int = 64,
+    steps: int = 500,
+    lr: float = 5e-4,
+    gamma: float = 5e-3,
+    blur_sigma: float = 1.0,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """One anchor: an INR of config ``inr``, started from ``seed``, fitted with AWP to the
+    photo ``image`` (1, C, H, W) area-resized to ``resolution`` and blurred (4.4). Returns its
+    state dict on the CPU. Needs no encoder: only a bank's keys do."""
+    small = torch.nn.functional.interpolate(image, size=(resolution, resolution), mode="area")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = FinerNet(inr).to(image.device)
+    fit_anchor(net, small, steps=steps, lr=lr, gamma=gamma, blur_sigma=blur_sigma)
+    return {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
+
+
 def build_bank(
     inverter,
     pairs: Sequence[tuple[object, str]],
@@ -71,22 +94,23 @@ def build_bank(
             give the same bank as one process.
         progress: called with 1 after each anchor (a tqdm ``update``).
     """
-    from hubmodels.inversion.finer import FinerNet
-
     anchors: dict[str, list[torch.Tensor]] = {}
     image_embeds, text_embeds, captions = [], [], []
     encoder = inverter.encoder
     for offset, (image, caption) in enumerate(pairs):
         x = load_image(image).to(inverter.device)
-        small = torch.nn.functional.interpolate(
-            x, size=(anchor_resolution, anchor_resolution), mode="area"
+        state = fit_photo_anchor(
+            x,
+            inverter.inr_config,
+            resolution=anchor_resolution,
+            steps=anchor_steps,
+            lr=anchor_lr,
+            gamma=gamma,
+            blur_sigma=blur_sigma,
+            seed=seed + offset,
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + offset)
-            net = FinerNet(inverter.inr_config).to(inverter.device)
-        fit_anchor(net, small, steps=anchor_steps, lr=anchor_lr, gamma=gamma, blur_sigma=blur_sigma)
-        for name, tensor in net.state_dict().items():
-            anchors.setdefault(name, []).append(tensor.detach().cpu())
+        for name, tensor in state.items():
+            anchors.setdefault(name, []).append(tensor)
         image_embeds.append(inverter.engine.image_embedding(x).cpu())
         if encoder.has_text:
             with torch.no_grad():

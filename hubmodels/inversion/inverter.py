@@ -14,6 +14,8 @@ w_i and start phi_0:
   t_2 = the softmax-blended image embeddings of those neighbours (blending loss, weight beta);
   phi_0 = the AWP anchor of the nearest neighbour. Without a bank ("plain" CLIP^-1, Table 3a):
   t_1 = e_text, random phi_0. Negative prompts enter with a negative weight (they repel).
+  The bank is the one shipped in the package (``builtin_bank``: anchors fitted to openly
+  licensed photos, keys computed with whichever encoder is loaded) unless the user gives one.
 * **reconstruction** (4.7): t_1 = the image's own embedding; phi_0 random, or the nearest anchor.
 * **style transfer** (4.7, [P]): phi_0 = an INR fitted to the content image (AWP on a light blur);
   t_1 = the style (text, Procrustes-mapped when the bank has text, or a style image's
@@ -32,6 +34,7 @@ import inspect
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import AugmentConfig
 from hubmodels.inversion.awp import fit_anchor
 from hubmodels.inversion.bank import AnchorBank
+from hubmodels.inversion.builtin_bank import builtin_bank, builtin_inr
 from hubmodels.inversion.encoders import ImageEncoder, load_encoder
 from hubmodels.inversion.engine import InversionEngine, Target
 from hubmodels.inversion.finer import FinerNet, INRConfig
@@ -52,6 +56,7 @@ from hubmodels.inversion.procrustes import blend_target, procrustes_target
 from hubmodels.outputs import Callback, resolve_seed
 
 BANK_FILES = ("bank.safetensors", "bank.json")
+BUILTIN = "builtin"  # the ``bank`` setting that names the bank shipped in the package
 MAX_STEPS = 5000
 RESOLUTION_RANGE = (16, 1024)
 RENDER_RESOLUTION = 112  # see docs/inversion.md: the study at half resolution and the cost table
@@ -84,6 +89,11 @@ class CLIPInverter:
         content_weight: lambda_c of style transfer's content anchoring (4.7).
         style_start_layer: first layer the style sweep may change.
         content_fit_steps, content_blur, awp_gamma: fitting the content INR (4.4 settings).
+        bank: "builtin" (default): the bank shipped in the package, its keys computed with this
+            encoder on first use and cached (``builtin_bank``); a folder holding a saved bank
+            (``build-bank``); or None for plain CLIP^-1 (random start, no Procrustes, no
+            blending). The shipped anchors fit the default INR only: with another ``inr`` the
+            default falls back to plain mode with a warning.
         device: where to run; default accelerate's ``PartialState().device``. Not saved.
     """
 
@@ -110,6 +120,7 @@ class CLIPInverter:
         content_fit_steps: int = 300,
         content_blur: float = 1.0,
         awp_gamma: float = 5e-3,
+        bank: str | os.PathLike | None = BUILTIN,
         device: str | torch.device | None = None,
     ) -> None:
         self.inr_config = INRConfig.from_dict(dict(inr or {}))
@@ -139,6 +150,9 @@ class CLIPInverter:
             content_fit_steps=_in_range("content_fit_steps", content_fit_steps, 1, MAX_STEPS),
             content_blur=_non_negative("content_blur", content_blur),
             awp_gamma=_non_negative("awp_gamma", awp_gamma),
+            # A user's bank is data saved beside config.json (has_bank); only the choice of the
+            # shipped one or none is a setting.
+            bank=BUILTIN if bank == BUILTIN else None,
         )
         self.device = torch.device(device) if device is not None else _default_device()
         self.encoder: ImageEncoder = load_encoder(clip, pretrained).to(self.device).eval()
@@ -155,15 +169,51 @@ class CLIPInverter:
             output_floor=self.config["output_floor"],
             device=self.device,
         )
-        self.bank: AnchorBank | None = None
+        self._bank: AnchorBank | None = None
+        self._builtin_pending = False  # the shipped bank, loaded on first use
+        self.bank_source: str | None = None  # "builtin", "user" or None: saved and reported
+        if bank == BUILTIN:
+            self._use_builtin()
+        elif bank is not None:
+            self.use_bank(bank)
 
     # ------------------------------------------------------------------ bank
+    @property
+    def bank(self) -> AnchorBank | None:
+        """The attached anchor bank, or None (plain mode). The shipped bank's keys are computed
+        here on first access (a few seconds; then cached on disk for this encoder)."""
+        if self._builtin_pending:
+            self._builtin_pending = False
+            self._bank = builtin_bank(
+                self.encoder, self.engine.image_embedding, self.augment_config.to_dict()
+            )
+        return self._bank
+
+    def _use_builtin(self) -> None:
+        shipped = builtin_inr()
+        if shipped != self.inr_config.to_dict():
+            warnings.warn(
+                f"the shipped anchor bank holds INRs with {shipped}; this inverter renders with "
+                f"{self.inr_config.to_dict()}, so it runs plain CLIP^-1 (no anchor start, "
+                "Procrustes or blending). Keep the default inr, or build a bank for yours "
+                "(build-bank); bank=None silences this.",
+                stacklevel=3,
+            )
+            return
+        self._bank, self._builtin_pending, self.bank_source = None, True, BUILTIN
+
     def use_bank(self, bank: AnchorBank | str | os.PathLike | None) -> CLIPInverter:
-        """Attach an anchor bank (an ``AnchorBank`` or a folder holding one); None detaches it.
+        """Attach an anchor bank (an ``AnchorBank``, a folder holding one, or "builtin" for
+        the shipped one); None detaches it (plain mode).
 
         Refuses a bank whose embeddings come from another encoder, or whose anchors do not fit
         this inverter's INR, naming both sides.
         """
+        self._builtin_pending = False
+        if bank == BUILTIN:
+            self._bank, self.bank_source = None, None
+            self._use_builtin()
+            return self
         if bank is not None and not isinstance(bank, AnchorBank):
             bank = AnchorBank.load(bank)
         if bank is not None:
@@ -173,7 +223,7 @@ class CLIPInverter:
                     f"the bank's anchors are INRs with {bank.inr}, but this inverter renders with "
                     f"{self.inr_config.to_dict()}: pass inr= matching the bank, or rebuild it"
                 )
-        self.bank = bank
+        self._bank, self.bank_source = bank, None if bank is None else "user"
         return self
 
     # ------------------------------------------------------------------ tasks
@@ -214,7 +264,7 @@ class CLIPInverter:
             terms = [(target, 1.0), (blended, self.config["blend_weight"])]
             if negative is not None:
                 negative = self._procrustes(negative, indices)
-            settings.update(mode="bank", anchor_caption=self.bank.captions[int(indices[0])])
+            settings.update(mode="bank", **self._bank_settings(indices))
         if negative is not None:
             terms.append((negative, -self.config["negative_weight"]))
         return self._optimise(net, terms, steps, seed, 0, callback, preview_every, settings)
@@ -246,7 +296,7 @@ class CLIPInverter:
         if self.bank is not None and start != "random":
             indices, _ = self.bank.retrieve(target, 1, against="image")
             net = self._anchor_net(int(indices[0]))
-            settings["anchor_caption"] = self.bank.captions[int(indices[0])]
+            settings.update(self._bank_settings(indices, pairs=False))
         else:
             net = self.engine.new_net(seed)
         return self._optimise(
@@ -274,16 +324,20 @@ class CLIPInverter:
         seed = resolve_seed(generator, seed)
         content = centre_square(load_image(content_image), self.config["resolution"])
         content = content.to(self.device)
+        pairs = None
         if isinstance(style, str):
             self._require_text()
             style_target = self._prompt_embedding(style)
             if self.bank is not None and self.bank.has_text:
                 indices, _ = self.bank.retrieve(style_target, self.config["neighbours"], "text")
                 style_target = self._procrustes(style_target, indices)
+                pairs = [self.bank.captions[int(i)] for i in indices]
             style_setting = style
         else:
             style_target, style_setting = self.engine.image_embedding(style), "<image>"
         settings = self._settings("style_transfer", seed, steps, style=style_setting)
+        if pairs is not None:
+            settings["procrustes_pairs"] = pairs
         net = self.engine.new_net(seed)
         fit_anchor(
             net,
@@ -357,6 +411,14 @@ class CLIPInverter:
             centre=self.config["centre_procrustes"],
         )
 
+    def _bank_settings(self, indices: torch.Tensor, pairs: bool = True) -> dict[str, Any]:
+        """What the output's settings record of the bank: the anchor that started the run and
+        the captions of the pairs that fitted Procrustes and the blending target."""
+        found = dict(anchor_caption=self.bank.captions[int(indices[0])])
+        if pairs:
+            found["procrustes_pairs"] = [self.bank.captions[int(i)] for i in indices]
+        return found
+
     def _anchor_net(self, index: int) -> FinerNet:
         return self.engine.net_from_state(self.bank.anchor_state(index))
 
@@ -376,7 +438,9 @@ class CLIPInverter:
         settings.update(
             {k: v for k, v in self.config.items() if k not in ("clip", "pretrained", "steps")}
         )
-        settings["bank_size"] = len(self.bank) if self.bank is not None else 0
+        bank = self.bank
+        settings["bank"] = self.bank_source if bank is not None else None
+        settings["bank_size"] = len(bank) if bank is not None else 0
         return settings
 
     # ------------------------------------------------------------------ the Hub
@@ -387,11 +451,14 @@ class CLIPInverter:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = dict(self.config, library_name="hubmodels", class_name=type(self).__name__)
-        config["has_bank"] = self.bank is not None
+        # The shipped bank travels with the package, not the folder: only its name is saved.
+        user_bank = self._bank if self.bank_source == "user" else None
+        config["bank"] = BUILTIN if self.bank_source == BUILTIN else None
+        config["has_bank"] = user_bank is not None
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        if self.bank is not None:
-            self.bank.save(folder)
-        inverter_model_card(config, self.bank).save(folder / "README.md")
+        if user_bank is not None:
+            user_bank.save(folder)
+        inverter_model_card(config, user_bank).save(folder / "README.md")
         return folder
 
     @classmethod
@@ -431,6 +498,13 @@ class CLIPInverter:
             config["clip"] = clip
         if pretrained is not None:
             config["pretrained"] = pretrained
+        if config.get("bank") not in (None, BUILTIN):
+            raise CheckpointError(
+                f"{folder / CONFIG_NAME}: bank must be {BUILTIN!r} or null, got {config['bank']!r}"
+                " (a bank of one's own is saved beside config.json, with has_bank true)"
+            )
+        if has_bank:  # the saved bank replaces any other; attached below
+            config["bank"] = None
         try:
             inverter = cls(**config, device=device)
         except (TypeError, ValueError) as err:

@@ -16,11 +16,15 @@ def inverter_model_card(config: dict[str, Any], bank: AnchorBank | None) -> Mode
         license="apache-2.0",
         tags=["hubmodels", "clip-inversion", "text-to-image"],
     )
-    bank_line = (
-        f"an anchor bank of {len(bank)} AWP anchors (encoder `{bank.encoder}`)"
-        if bank is not None
-        else "no anchor bank (plain CLIP⁻¹: random INR start, raw text target)"
-    )
+    if bank is not None:
+        bank_line = f"an anchor bank of {len(bank)} AWP anchors (encoder `{bank.encoder}`)"
+    elif config.get("bank") == "builtin":
+        bank_line = (
+            "the anchor bank shipped in the hubmodels package (its keys are computed with this "
+            "encoder on first use)"
+        )
+    else:
+        bank_line = "no anchor bank (plain CLIP⁻¹: random INR start, raw text target)"
     body = (
         "# CLIP⁻¹ inverter\n\n"
         f"A frozen `{config['clip']}` ({config['pretrained'] or 'random weights'}) used as a "
