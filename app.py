@@ -11,7 +11,7 @@ package call; no model code lives here. The tabs, those that work offline first:
 * **Text-to-image**, **Reconstruction**, **Style transfer**: CLIPInverter's tasks with the
   encoder ``SpaceSettings`` names (flags or environment variables: ``HOW_TO_CONFIGURE``);
   without loadable weights the tabs stay and say why in one sentence when used (the server log
-  says how to configure them);
+  says how to configure them); beside Steps, each says how long a run will take here;
 * **Models**: the embedded presets with their threat model and measured accuracies, and for the
   one picked, its model card and delta-energy training plot.
 
@@ -30,12 +30,14 @@ import dataclasses
 import functools
 import hashlib
 import io
+import json
 import logging
 import math
 import os
 import queue
 import random
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from PIL import Image
 
 from hubmodels import CheckpointError
 from hubmodels import presets_catalog as catalog
+from hubmodels.inversion import run_time
 from hubmodels.sampling import SamplerSettings
 
 # A visitor's mistake (a bad upload, an empty prompt) is shown in the UI and not logged with a
@@ -697,7 +700,22 @@ class SpaceSettings:
 
     @property
     def default_steps(self) -> int:
-        return self.steps or (400 if torch.cuda.is_available() else 30)
+        return self.steps or (400 if _device_type() == "cuda" else 30)
+
+    @property
+    def default_resolution(self) -> int:
+        # CPU-sized defaults: an image in about a minute; a GPU affords the paper's 224 px.
+        return self.resolution or (224 if _device_type() == "cuda" else 96)
+
+
+def _device_type() -> str:
+    """What the CLIP tabs run on, "cuda" or "cpu": it sets their defaults and estimates.
+
+    On ZeroGPU a GPU is attached only while a ``spaces.GPU`` function runs, so the process that
+    builds the page may not see one; the runtime's own marker says the runs will have it.
+    """
+    zero_gpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+    return "cuda" if zero_gpu or torch.cuda.is_available() else "cpu"
 
 
 # The Space's one configuration and the encoders loaded for it. Module state, set only through
@@ -738,8 +756,7 @@ def _inverter(kind: str):
     download that cannot succeed.
     """
     settings = current_settings()
-    if kind == "image" and not settings.image_encoder:
-        kind = "clip"  # the same encoder: load (or fail) once, not once per tab
+    kind = _encoder_kind(kind, settings)
     if kind not in _inverters:
         try:
             _inverters[kind] = _load_inverter(kind, settings)
@@ -757,6 +774,12 @@ def _inverter(kind: str):
     return found
 
 
+def _encoder_kind(kind: str, settings: SpaceSettings) -> str:
+    """The ``_inverters`` entry a kind uses: without an image encoder, "image" is the CLIP one,
+    so it is loaded (or fails) once, not once per tab."""
+    return "clip" if kind == "image" and not settings.image_encoder else kind
+
+
 def _first_sentence(text: str, limit: int = 160) -> str:
     """The gist of an error for a visitor; the whole of it goes to the server log."""
     first = text.strip().splitlines()[0] if text.strip() else "unknown reason"
@@ -769,8 +792,7 @@ def _load_inverter(kind: str, settings: SpaceSettings):
     from hubmodels import CLIPInverter
 
     device = PartialState().device
-    # CPU-sized defaults: an image in about a minute; a GPU affords the paper's 224 px.
-    resolution = settings.resolution or (224 if device.type == "cuda" else 96)
+    resolution = settings.default_resolution
     if kind == "image" and settings.image_encoder:
         return CLIPInverter(
             settings.image_encoder,
@@ -786,18 +808,120 @@ def _load_inverter(kind: str, settings: SpaceSettings):
     return CLIPInverter(settings.clip, settings.pretrained, resolution=resolution, device=device)
 
 
+# ---------------------------------------------------------------------------- run-time estimate
+# How long a CLIP tab's run takes, told beside its Steps slider. The estimate and its priors are
+# ``hubmodels.inversion.run_time``'s; the Space adds which encoder each tab loads, the paces its
+# runs measured (kept in a file) and the note's words.
+# The encoder each tab loads by default (style transfer toward a text; an image style uses "image").
+TASK_ENCODER = {"text_to_image": "clip", "reconstruct": "image", "style_transfer": "clip"}
+DEVICE_NAMES = {"cuda": "the GPU", "cpu": "this CPU"}
+
+
+def run_time_note(task: str, steps: float | None) -> str:
+    """The Markdown beside a CLIP tab's Steps slider: how long a run of ``steps`` takes here."""
+    settings = current_settings()
+    kind = _encoder_kind(TASK_ENCODER[task], settings)
+    if isinstance(_inverters.get(kind), str):
+        return "This tab cannot run right now: its encoder could not be loaded."
+    device, resolution = _device_type(), settings.default_resolution
+    measured = _measured_pace(_pace_key(task, kind, settings))
+    loaded = kind in _inverters
+    try:
+        seconds = run_time.estimate_seconds(
+            task, steps, device, resolution, measured, encoder_loaded=loaded
+        )
+    except ValueError as err:
+        return f"No run-time estimate: {err}."
+    pace = measured or run_time.prior_pace(task, device, resolution)
+    where = f"{int(steps)} step{'' if steps == 1 else 's'} on {DEVICE_NAMES[device]}"
+    sources = _sources(task, device, pace, measured, loaded)
+    return f"About {run_time.format_duration(seconds)} for {where} ({sources})."
+
+
+def _sources(
+    task: str, device: str, pace: run_time.Pace, measured: run_time.Pace | None, loaded: bool
+) -> str:
+    """Where an estimate comes from and what it includes besides the steps."""
+    if measured:
+        parts = ["measured on the last run"]
+    elif device == "cuda":
+        parts = ["a guess: no GPU run has been measured yet"]
+    else:
+        parts = ["estimate from our CPU benchmark"]
+    if task == "style_transfer":
+        parts.append(f"fitting the content image first, ~{run_time.format_duration(pace.setup_s)}")
+    if not loaded:
+        load = run_time.format_duration(run_time.load_seconds(device))
+        parts.append(f"the first run also loads the encoder, ~{load}")
+    return "; ".join(parts)
+
+
+# Measured paces live in a file, not in module state: on ZeroGPU the tab functions run in a
+# forked worker process, and what they set there never reaches the process that answers the
+# slider. Keyed by what sets the pace, so other settings never read a stale one.
+def _pace_file() -> Path:
+    return Path(tempfile.gettempdir()) / "hubmodels-space" / "paces.json"
+
+
+def _pace_key(task: str, kind: str, settings: SpaceSettings) -> str:
+    encoder = settings.image_encoder if kind == "image" else settings.clip
+    bank = f" + {settings.bank}" if settings.bank and kind == "clip" else ""
+    return f"{task} | {_device_type()} | {settings.default_resolution} px | {encoder}{bank}"
+
+
+def _measured_paces() -> dict[str, Any]:
+    try:
+        paces = json.loads(_pace_file().read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: the priors stand
+        return {}
+    return paces if isinstance(paces, dict) else {}
+
+
+def _measured_pace(key: str) -> run_time.Pace | None:
+    found = _measured_paces().get(key)
+    try:
+        pace = run_time.Pace(float(found["step_s"]), float(found["setup_s"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    usable = all(math.isfinite(v) and v >= 0 for v in (pace.step_s, pace.setup_s))
+    return pace if usable else None
+
+
+def _record_pace(key: str, pace: run_time.Pace) -> None:
+    """Keep ``pace`` for ``key``; a Space that cannot write its temp folder keeps its priors."""
+    from hubmodels.images import write_bytes_atomically
+
+    paces = _measured_paces()
+    paces[key] = dataclasses.asdict(pace)
+    try:
+        write_bytes_atomically(_pace_file(), json.dumps(paces, indent=1).encode())
+    except OSError as err:
+        logging.getLogger("hubmodels.space").warning("run time not recorded: %s", err)
+
+
+def _remember_pace(task: str, kind: str, steps: int, clock: run_time.RunClock) -> None:
+    """Record the pace of a finished run, for the estimates that follow it."""
+    settings = current_settings()
+    key = _pace_key(task, _encoder_kind(kind, settings), settings)
+    device, resolution = _device_type(), settings.default_resolution
+    known = _measured_pace(key) or run_time.prior_pace(task, device, resolution)
+    pace = run_time.pace_of_run(steps, clock.started, clock.first, clock.ended, known.setup_s)
+    _record_pace(key, pace)
+
+
 def _invert(
     kind: str, call: Callable, steps: float, seed: float, progress: gr.Progress | None = None
 ) -> Iterator[tuple]:
     """Stream one inverter task: previews, then the image, its settings and a PNG carrying them."""
     from hubmodels.images import ImageInputError, save_png, to_pil
 
-    steps = _whole("Steps", steps, 1, 5000)
+    steps = _whole("Steps", steps, 1, run_time.MAX_STEPS)
     seed = _whole("Seed", seed, 0, 2**31 - 1)
     inverter = _inverter(kind)
     task = functools.partial(call, inverter, num_inference_steps=steps, seed=seed)
+    clock = run_time.RunClock()  # times the run for the next estimate (``run_time_note``)
     try:
-        for done, payload in _stream(lambda callback: task(callback=callback)):
+        for done, payload in _stream(lambda callback: clock.run(task, callback)):
             if not done:
                 step, image, info = payload
                 if progress is not None:
@@ -806,6 +930,7 @@ def _invert(
     except ImageInputError as err:
         raise UserError(str(err)) from err
     out = payload
+    _remember_pace(out.settings["task"], kind, steps, clock)
     name = f"{out.settings['task']}-{seed}"
     path = save_png(out.images[0], _download_path(name, out.images[0]), out.settings)
     status = (
@@ -837,15 +962,16 @@ def _on_gpu(duration: Callable[..., int]) -> Callable:
     return spaces.GPU(duration=duration)
 
 
-def _gpu_seconds(steps_position: int) -> Callable[..., int]:
-    """ZeroGPU budget of an inversion whose steps are argument ``steps_position``: ~40 ms a
-    step on an H100-class GPU plus 20 s to load, capped at 300 s."""
+def _gpu_seconds(steps_position: int, task: str = "text_to_image") -> Callable[..., int]:
+    """ZeroGPU budget of a ``task`` run whose steps are argument ``steps_position``: the GPU
+    prior of the run-time estimate (``run_time.prior_pace``), load included, capped at 300 s."""
+    pace = run_time.prior_pace(task, "cuda", 224)
 
     def seconds(*args: Any, **kwargs: Any) -> int:
         steps = args[steps_position] if len(args) > steps_position else kwargs.get("steps")
         if not isinstance(steps, (int, float)) or not math.isfinite(steps):
             steps = 400
-        return int(min(300, 20 + 0.04 * steps))
+        return int(min(300, run_time.GPU_LOAD_S + pace.setup_s + steps * pace.step_s))
 
     return seconds
 
@@ -868,7 +994,7 @@ def text_to_image(
     yield from _invert("clip", call, steps, seed, progress)
 
 
-@_on_gpu(_gpu_seconds(1))
+@_on_gpu(_gpu_seconds(1, "reconstruct"))
 def reconstruct(
     image: str | None,
     steps: float,
@@ -883,7 +1009,7 @@ def reconstruct(
     )
 
 
-@_on_gpu(_gpu_seconds(3))
+@_on_gpu(_gpu_seconds(3, "style_transfer"))
 def style_transfer(
     content: str | None,
     style_text: str,
@@ -961,8 +1087,26 @@ def _example_photo() -> str:
     return str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
-def _seed_and_steps() -> tuple:
-    steps = gr.Slider(1, 1000, value=current_settings().default_steps, step=1, label="Steps")
+def _seed_and_steps(task: str) -> tuple:
+    """The Steps slider with the run's estimated time beside it, then the seed.
+
+    The estimate follows the slider (its ``change``) and is worked out again at each page load
+    (``gr.on`` without triggers listens to both), so a visitor arriving after a run sees the
+    pace it measured.
+    """
+    default = current_settings().default_steps
+    with gr.Row():
+        steps = gr.Slider(1, 1000, value=default, step=1, label="Steps")
+        note = gr.Markdown(run_time_note(task, default))
+    gr.on(
+        None,  # steps.change and the page's load
+        functools.partial(run_time_note, task),
+        inputs=steps,
+        outputs=note,
+        queue=False,  # instant, even while the heavy jobs hold the queue
+        api_name=False,
+        show_progress="hidden",
+    )
     return steps, _seed_input()
 
 
@@ -997,7 +1141,7 @@ def text_to_image_tab() -> None:
         with gr.Column(scale=1):
             prompt = gr.Textbox(label="Prompt", placeholder="a lighthouse at dusk")
             negative = gr.Textbox(label="Negative prompt", placeholder="blurry")
-            steps, seed = _seed_and_steps()
+            steps, seed = _seed_and_steps("text_to_image")
             run = gr.Button("Generate", variant="primary")
         outputs = _results()
     gr.Examples(
@@ -1013,7 +1157,7 @@ def reconstruction_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             image = _image_upload(label="Image")
-            steps, seed = _seed_and_steps()
+            steps, seed = _seed_and_steps("reconstruct")
             run = gr.Button("Reconstruct", variant="primary")
         outputs = _results()
     gr.Examples([[_example_photo()]], inputs=[image], label="Example (fills the upload)")
@@ -1027,7 +1171,7 @@ def style_transfer_tab() -> None:
             content = _image_upload(label="Content image")
             style_text = gr.Textbox(label="Style as text", placeholder="an oil painting")
             style_image = _image_upload(label="...or a style image")
-            steps, seed = _seed_and_steps()
+            steps, seed = _seed_and_steps("style_transfer")
             run = gr.Button("Transfer", variant="primary")
         outputs = _results()
     gr.Examples(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from conftest import fresh_app as _load_app
 from conftest import tiny_classifier
 from hubmodels import CheckpointError, hub
 from hubmodels import presets_catalog as catalog
+from hubmodels.inversion import run_time
 
 # gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -599,6 +601,114 @@ def test_zerogpu_duration_grows_with_steps_and_is_capped():
     assert text_budget("a cat", "", 10**6, 0, None) == 300
     assert text_budget("a cat", "", float("nan"), 0) == 36
     assert app._gpu_seconds(1)(steps=100) == 24
+    style_budget = app._gpu_seconds(3, "style_transfer")  # (content, text, image, steps, ...)
+    assert style_budget("photo.png", "an oil painting", None, 400, 0) == 36 + 12  # content fit
+
+
+# ---------------------------------------------------------------------------- run-time estimate
+# The estimate itself is tested in test_run_time.py; here, the note the Space shows with it.
+@pytest.fixture
+def space(monkeypatch, tmp_path):
+    """A fresh app on the CPU whose measured paces go to a temp file: no earlier run counts."""
+    app = _load_app()
+    monkeypatch.setattr(app, "_pace_file", lambda: tmp_path / "paces.json")
+    monkeypatch.setattr(app, "_device_type", lambda: "cpu")
+    return app
+
+
+def test_the_style_transfer_note_counts_fitting_the_content_image(space):
+    assert "fitting the content image first, ~2 min" in space.run_time_note("style_transfer", 30)
+    assert "content" not in space.run_time_note("text_to_image", 30)
+
+
+@pytest.mark.parametrize("steps", [float("nan"), -3, 0, None, 2.5, 10**6, "30", True])
+def test_a_bad_steps_value_gets_a_clear_message_not_a_crash(space, steps):
+    note = space.run_time_note("text_to_image", steps)
+    assert note.startswith("No run-time estimate: Steps must be") and str(steps) in note
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_after_a_run_the_note_uses_its_measured_pace_and_no_load(space, clip_env):
+    before = space.run_time_note("text_to_image", 12)
+    assert before.startswith("About ") and "for 12 steps on this CPU" in before
+    assert "estimate from our CPU benchmark" in before and "loads the encoder, ~10 s" in before
+    list(space.text_to_image("a red boat", "", 12, 0))
+    after = space.run_time_note("text_to_image", 12)
+    assert "(measured on the last run)" in after  # and no load: the encoder is loaded now
+    pace = space._measured_pace(space._pace_key("text_to_image", "clip", space.current_settings()))
+    assert 0 < pace.step_s < run_time.prior_pace("text_to_image", "cpu", 32).step_s  # tiny CLIP
+    seconds = pace.setup_s + 12 * pace.step_s
+    assert after.startswith(f"About {run_time.format_duration(seconds)} for 12")
+    other_tab = space.run_time_note("reconstruct", 12)  # the same encoder, not yet its pace
+    assert "estimate from our CPU benchmark" in other_tab and "loads" not in other_tab
+
+
+def test_a_measured_pace_reaches_a_process_that_did_not_run_it(space, monkeypatch):
+    """ZeroGPU runs the tabs in a forked worker: the page's process must still see the pace."""
+    settings = space.configure(space.SpaceSettings(clip="ViT-B-32", pretrained="random"))
+    space._record_pace(space._pace_key("reconstruct", "clip", settings), run_time.Pace(0.25, 1.0))
+    page = _load_app()  # none of the worker's module state
+    monkeypatch.setattr(page, "_pace_file", space._pace_file)
+    monkeypatch.setattr(page, "_device_type", lambda: "cpu")
+    page.configure(settings)
+    note = page.run_time_note("reconstruct", 40)  # 1 s + 40 x 0.25 s + 10 s to load
+    assert note.startswith("About 20 s for 40 steps on this CPU (measured on the last run;")
+    assert "measured" not in page.run_time_note("text_to_image", 40)  # each tab its own pace
+
+
+def test_an_unreadable_or_odd_pace_file_leaves_the_priors(space):
+    space.configure(space.SpaceSettings(clip="ViT-B-32", pretrained="random"))
+    space._pace_file().write_text("{not json")
+    assert "estimate from our CPU benchmark" in space.run_time_note("text_to_image", 30)
+    key = space._pace_key("text_to_image", "clip", space.current_settings())
+    space._pace_file().write_text(f'{{"{key}": {{"step_s": -1, "setup_s": 0}}}}')
+    assert "estimate from our CPU benchmark" in space.run_time_note("text_to_image", 30)
+
+
+def test_each_clip_tab_shows_its_estimate_beside_steps_and_follows_the_slider(space):
+    demo = space.build_demo(space.SpaceSettings(clip="ViT-B-32", pretrained="random", steps=7))
+    texts = [b.value for b in demo.blocks.values() if type(b).__name__ == "Markdown"]
+    notes = [t for t in texts if str(t).startswith("About")]
+    assert len(notes) == 3 and all("for 7 steps on this CPU" in note for note in notes)
+    wired = {
+        fn.fn.args[0]: fn
+        for fn in demo.fns.values()
+        if isinstance(fn.fn, functools.partial) and fn.fn.func is space.run_time_note
+    }
+    assert sorted(wired) == sorted(space.TASK_ENCODER) == sorted(run_time.TASKS)
+    for fn in wired.values():  # the slider's change and each page load, off the heavy queue
+        assert [block.label for block in fn.inputs] == ["Steps"]
+        assert sorted(event for _, event in fn.targets) == ["change", "load"]
+        assert fn.queue is False
+    endpoints = demo.get_api_info()["named_endpoints"]
+    assert not [name for name in endpoints if "time" in name or "partial" in name]
+
+
+def test_on_zerogpu_the_tabs_default_to_the_gpu_before_one_is_attached(monkeypatch, tmp_path):
+    app = _load_app()
+    monkeypatch.setattr(app, "_pace_file", lambda: tmp_path / "paces.json")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # no GPU outside spaces.GPU
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    settings = app.configure(app.SpaceSettings(clip="ViT-B-32", pretrained="random"))
+    assert (settings.default_steps, settings.default_resolution) == (400, 224)
+    note = app.run_time_note("text_to_image", 400)  # 20 s to load + 400 x 40 ms
+    assert note.startswith("About 35 s for 400 steps on the GPU (a guess: no GPU run has been")
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    assert (settings.default_steps, settings.default_resolution) == (30, 96)
+
+
+def test_the_space_asks_for_a_gpu_that_zerogpu_can_run():
+    """README's front matter is the Space's config; the CLIP tabs need a GPU (about 14 minutes
+    for 400 steps on a basic CPU)."""
+    import yaml
+    from huggingface_hub import SpaceHardware
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(readme.split("---\n")[1])
+    hardware = SpaceHardware(front["suggested_hardware"]).value  # a flavour the Hub knows
+    assert not hardware.startswith("cpu")
+    if hardware.startswith("zero"):  # ZeroGPU runs Python 3.10 and 3.12 only (its docs)
+        assert str(front["python_version"]) in {"3.10", "3.12"}
 
 
 @pytest.mark.slow

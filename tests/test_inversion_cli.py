@@ -67,6 +67,16 @@ def test_text_to_image_writes_a_png_with_its_settings(tiny_clip, tmp_path, capsy
     assert "final loss" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("bank", "mode"), [([], "bank"), (["--bank", "none"], "plain")])
+def test_the_shipped_bank_is_the_default_and_none_is_plain(tiny_clip, tmp_path, bank, mode):
+    out = tmp_path / "cat.png"
+    command = ["invert", "text", "a cat", "--clip", tiny_clip, "--steps", "1", *bank]
+    assert main([*command, "--out", str(out), *TINY_FLAGS]) == 0
+    settings = read_png_settings(out)
+    assert settings["mode"] == mode
+    assert settings["bank"] == ("builtin" if mode == "bank" else None)
+
+
 def test_build_bank_then_invert_with_it(tiny_clip, photos, tmp_path):
     bank = tmp_path / "bank"
     args = ["build-bank", "--images", str(photos), "--captions", str(photos / "captions.jsonl")]

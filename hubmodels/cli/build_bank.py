@@ -18,7 +18,7 @@ HELP = "fit AWP anchors for a CLIP^-1 bank"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, help="folder of images")
     parser.add_argument("--captions", required=True, help='JSON lines {"file": , "caption": }')
-    add_inverter_arguments(parser)
+    add_inverter_arguments(parser, bank=False)
     parser.add_argument("--out", required=True, help="folder for the saved CLIPInverter + bank")
     parser.add_argument("--anchor-steps", type=int, default=500, help="AWP fit steps per image")
     parser.add_argument(
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> None:
 
     state = PartialState()
     pairs = read_captions(args.images, args.captions)
-    inverter = CLIPInverter(**inverter_settings(args), device=state.device)
+    # bank=None: the bank built here replaces the shipped one, whose keys are never needed.
+    inverter = CLIPInverter(**inverter_settings(args), bank=None, device=state.device)
     out = Path(args.out)
     shards = out / "shards"
     shards.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,11 @@ rendering matches a target embedding. The pieces, one file each:
 * ``augment``: batched augmentations and the averaged embedding (4.6);
 * ``awp``: robust anchors fitted under adversarial weight perturbation (4.4);
 * ``bank``: anchors with their embeddings and captions, retrieval by cosine top-k (4.1);
+* ``builtin_bank``: the bank shipped in the package (anchors of openly licensed photos), its
+  keys computed with whichever encoder is loaded and cached per encoder;
 * ``procrustes``: the per-prompt orthogonal map and the blending target (4.5, 4.6);
 * ``engine``: ``InversionEngine``, the optimisation loop every task, benchmark and bank build
   runs (4.3, 4.6);
 * ``inverter``: ``CLIPInverter``, the tasks (their targets, weights and starts), and its hub I/O.
+* ``run_time``: how long a run takes (priors from the benchmarks, or the pace a run measured).
 """
