@@ -745,8 +745,9 @@ def _encoder_note() -> str:
     weights = "random weights (a demonstration: the images mean nothing)"
     if settings.pretrained != "random":
         weights = f"the {Path(settings.pretrained).name} weights"
-    bank = " and its anchor bank (the full CLIP⁻¹ method)" if settings.bank else ""
-    return f"Runs on {settings.clip} with {weights}{bank}."
+    # Either bank gives the full method: anchor start, Procrustes target, blending loss.
+    bank = "its own anchor bank" if settings.bank else "the anchor bank shipped with hubmodels"
+    return f"Runs on {settings.clip} with {weights} and {bank} (the full CLIP⁻¹ method)."
 
 
 def _inverter(kind: str):

@@ -1,8 +1,9 @@
 """Why FINER's reconstructions come out grey, and the FINER settings that fix it.
 
 Every combination of omega (the sine's frequency factor), k (FINER's first-layer bias spread),
-s (the sweep's Gaussian width, in layers) and the peak learning rate inverts the EfficientNet-Lite0
-embedding of each *tuning* photo, photos the reconstruction study never scores. Each rendering
+s (the sweep's Gaussian width, in layers), the output layer's initial scale and learning-rate
+floor, and the peak learning rate inverts the EfficientNet-Lite0 embedding of each *tuning*
+photo, photos the reconstruction study never scores. Each rendering
 is judged as the study judges it (cosine of FID-Inception features with the original) and by its
 colour statistics beside the original's: mean saturation and contrast (the standard deviation of
 luminance). SIREN, the baseline, gets the same omega and learning-rate grid, so the comparison
@@ -34,16 +35,35 @@ from hubmodels.metrics import inception_extractor
 
 
 def grid(args) -> list[dict]:
-    """Every setting tried: FINER over omega x k x s x lr, SIREN over omega x lr."""
+    """Every setting tried: FINER over omega x k x s x output scale x floor x lr, SIREN over
+    omega x output scale x lr (its schedule is flat, so it has no floor)."""
     finer = [
-        dict(method="finer-sweep", omega=w, first_bias_scale=k, sweep_width=s, lr=lr)
-        for w, k, s, lr in itertools.product(args.omegas, args.biases, args.widths, args.lrs)
+        dict(
+            method="finer-sweep",
+            omega=w,
+            first_bias_scale=k,
+            sweep_width=s,
+            lr=lr,
+            output_scale=g,
+            output_floor=f,
+        )
+        for w, k, s, g, f, lr in itertools.product(
+            args.omegas, args.biases, args.widths, args.output_scales, args.floors, args.lrs
+        )
     ]
     siren = [
-        dict(method="siren", omega=w, first_bias_scale=1.0, sweep_width=None, lr=lr)
-        for w, lr in itertools.product(args.omegas, args.lrs)
+        dict(
+            method="siren",
+            omega=w,
+            first_bias_scale=1.0,
+            sweep_width=None,
+            lr=lr,
+            output_scale=g,
+            output_floor=1.0,
+        )
+        for w, g, lr in itertools.product(args.omegas, args.output_scales, args.lrs)
     ]
-    return siren + finer
+    return (siren if args.siren else []) + finer
 
 
 def main() -> None:
@@ -54,6 +74,13 @@ def main() -> None:
     parser.add_argument("--biases", nargs="+", type=float, default=[0.3, 1.0])
     parser.add_argument("--widths", nargs="+", type=float, default=[0.7, 1.0, 1.5])
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4])
+    parser.add_argument(
+        "--output-scales", nargs="+", type=float, default=[1.0], help="output layer's init factor"
+    )
+    parser.add_argument(
+        "--floors", nargs="+", type=float, default=[0.1], help="output layer's lr floor (sweep)"
+    )
+    parser.add_argument("--no-siren", dest="siren", action="store_false", help="FINER rows only")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--render-resolution", type=int, default=64)
@@ -91,7 +118,7 @@ def main() -> None:
             row = dict(setting, photo=name, seed=args.seed, steps=args.steps)
             if _key(row) in done:
                 continue
-            inr = {"omega": setting["omega"], "first_bias_scale": setting["first_bias_scale"]}
+            inr = {k: setting[k] for k in ("omega", "first_bias_scale", "output_scale")}
             started = time.perf_counter()
             image, losses = invert(
                 inverter,
@@ -102,6 +129,7 @@ def main() -> None:
                 setting["sweep_width"],
                 args.seed,
                 inr=inr,
+                floor=setting["output_floor"],
             )
             row.update(judge(images[name], [image], extractor)[0], final_loss=losses[-1])
             row["seconds"] = time.perf_counter() - started
@@ -112,11 +140,23 @@ def main() -> None:
     report(out)
 
 
+SETTING = (
+    "method",
+    "omega",
+    "first_bias_scale",
+    "sweep_width",
+    "lr",
+    "output_scale",
+    "output_floor",
+    "steps",
+)
+
+
 def _key(row: dict) -> tuple:
-    return tuple(
-        row[k]
-        for k in ("method", "omega", "first_bias_scale", "sweep_width", "lr", "photo", "seed")
-    )
+    """A row's setting, then its photo and seed (rows written before the output knobs existed
+    had SIREN's output scale and the default floor)."""
+    defaults = {"output_scale": 1.0, "output_floor": 1.0 if row["method"] == "siren" else 0.1}
+    return tuple(row.get(k, defaults.get(k)) for k in (*SETTING, "photo", "seed"))
 
 
 def report(out: Path) -> None:
@@ -124,22 +164,23 @@ def report(out: Path) -> None:
     rows = [json.loads(line) for line in (out / "results.jsonl").open()]
     settings: dict[tuple, list[dict]] = {}
     for r in rows:
-        settings.setdefault(_key(r)[:5], []).append(r)
+        settings.setdefault(_key(r)[: len(SETTING)], []).append(r)
     print(
-        "| method | omega | k | s | lr | Inception cosine | saturation / original |"
-        " contrast / original | photos |"
+        "| method | omega | k | s | lr | output scale | output floor | steps | Inception cosine |"
+        " saturation / original | contrast / original | runs |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     ranked = sorted(
         settings.items(), key=lambda kv: -np.mean([r["inception_cosine"] for r in kv[1]])
     )
-    for (method, omega, k, s, lr), mine in ranked:
+    for (method, omega, k, s, lr, scale, floor, steps), mine in ranked:
         cosine = np.mean([r["inception_cosine"] for r in mine])
         sat = np.mean([r["saturation"] / r["original_saturation"] for r in mine])
         contrast = np.mean([r["contrast"] / r["original_contrast"] for r in mine])
         print(
             f"| {method} | {omega:g} | {k:g} | {s if s is not None else '-'} | {lr:g} |"
-            f" {cosine:.3f} | {sat:.2f} | {contrast:.2f} | {len(mine)} |"
+            f" {scale:g} | {floor:g} | {steps} | {cosine:.3f} | {sat:.2f} | {contrast:.2f} |"
+            f" {len(mine)} |"
         )
 
 

@@ -10,7 +10,10 @@ is optimised so that its augmentation-averaged embedding matches, with five para
 3. **FINER, flat**: the FINER INR, one learning rate for all layers;
 4. **FINER + sweep**: the layer-wise Gaussian learning-rate sweep of CLIP^-1;
 5. **FINER + sweep + anchor**: started from the AWP anchor of the nearest *other* photo
-   (leave-one-out bank, retrieval by image embedding), as CLIP^-1 starts.
+   (leave-one-out, retrieval by image embedding), as CLIP^-1 starts: by default the anchors of
+   the bank shipped in the package (``--bank shipped``, what every user gets), or anchors fitted
+   here to the study's own photos (``--bank study``, with ``--anchor-steps`` and
+   ``--anchor-resolution``).
 
 The judge never saw the optimisation: cosine similarity of the FID Inception pool3 features
 (a different network, trained on other data) between the original and the reconstruction, plus
@@ -38,6 +41,7 @@ from hubmodels import CLIPInverter
 from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import averaged_embedding
 from hubmodels.inversion.build_bank import build_bank
+from hubmodels.inversion.builtin_bank import read_manifest
 from hubmodels.inversion.encoders import efficientnet_lite0_weights
 from hubmodels.inversion.inverter import RENDER_RESOLUTION
 from hubmodels.inversion.procrustes import cosine_distance
@@ -82,17 +86,20 @@ def photos() -> dict[str, np.ndarray]:
 
 
 def invert(
-    inverter, method, target, steps, lr, sweep_width, seed, anchor=None, inr=None
+    inverter, method, target, steps, lr, sweep_width, seed, anchor=None, inr=None, floor=None
 ) -> tuple[torch.Tensor, list]:
     """Optimise one parameterisation toward ``target``; return the image and the loss trace.
 
     ``sweep_width`` is the sweep's Gaussian width s in layers; None is a flat schedule.
-    ``inr``: ``INRConfig`` fields that differ from the inverter's (omega, first_bias_scale).
+    ``inr``: ``INRConfig`` fields that differ from the inverter's (omega, first_bias_scale,
+    output_scale); ``floor``: the output layer's learning-rate floor, if not the inverter's.
     """
     if method == "pixels":
         return invert_pixels(inverter, target, steps, lr, seed)
     # A width far beyond the depth gives every layer the peak rate: a flat schedule.
     engine = inverter.engine.replace(lr=lr, sweep_width=sweep_width or 1e6)
+    if floor is not None:
+        engine = engine.replace(output_floor=floor)
     changes = dict(inr or {}, activation="siren") if method == "siren" else dict(inr or {})
     engine = engine.replace(inr=dataclasses.replace(engine.inr, **changes))
     net = engine.new_net(seed)
@@ -184,7 +191,13 @@ def main() -> None:
         help="INR grid while optimising (capped at --resolution)",
     )
     parser.add_argument("--n", type=int, default=8, help="augmentations per step")
-    parser.add_argument("--anchor-steps", type=int, default=300)
+    parser.add_argument(
+        "--bank",
+        choices=["shipped", "study"],
+        default="shipped",
+        help="anchors: the package's shipped bank, or fitted here to the study's photos",
+    )
+    parser.add_argument("--anchor-steps", type=int, default=300, help="--bank study only")
     parser.add_argument("--anchor-resolution", type=int, default=64)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--device", default="cpu")
@@ -224,6 +237,7 @@ def main() -> None:
             augment={"n": args.n},
             inr={"width": args.inr_width},
             output_floor=args.output_floor,
+            bank="builtin" if args.bank == "shipped" else None,
             device=args.device,
         )
     extractor = inception_extractor(args.fid_weights)
@@ -232,21 +246,29 @@ def main() -> None:
     }
     targets = {name: inverter.engine.image_embedding(x) for name, x in images.items()}
 
-    bank = None
+    bank, photo_of = None, {}  # photo_of: a bank caption -> the photo its anchor was fitted to
     if any(method.endswith("anchor") for method in args.methods):
         started = time.perf_counter()
-        bank = build_bank(
-            inverter,
-            [(x, name) for name, x in images.items()],
-            anchor_steps=args.anchor_steps,
-            anchor_resolution=args.anchor_resolution,
-        )
+        if args.bank == "shipped":
+            if inverter.bank is None:  # computes its keys with this encoder
+                parser.error("the shipped anchors are 5 x 256 FINERs: use --bank study")
+            bank = inverter.bank
+            photo_of = {p["caption"]: p["name"] for p in read_manifest()["photos"]}
+        else:
+            bank = build_bank(
+                inverter,
+                [(x, name) for name, x in images.items()],
+                anchor_steps=args.anchor_steps,
+                anchor_resolution=args.anchor_resolution,
+            )
         print(f"bank of {len(bank)} AWP anchors in {time.perf_counter() - started:.0f} s")
 
     def nearest_other(name: str) -> dict:
+        """The anchor nearest ``name`` by image embedding, never one fitted to ``name`` itself."""
         order, _ = bank.retrieve(targets[name], len(bank), against="image")
-        other = next(int(i) for i in order if bank.captions[int(i)] != name)
-        return bank.anchor_state(other)
+        captions = [bank.captions[int(i)] for i in order]
+        other = next(i for i, c in zip(order, captions, strict=True) if photo_of.get(c, c) != name)
+        return bank.anchor_state(int(other))
 
     # Learning rates (and sweep widths), tuned on the tuning photo only.
     chosen, widths = {}, {}
@@ -294,6 +316,7 @@ def main() -> None:
                 )
                 results.append((method, image, losses, time.perf_counter() - t0))
             scores = judge(images[name], [r[1] for r in results], extractor)
+            original_colour = colour_statistics(images[name])
             best = max(range(len(scores)), key=lambda i: scores[i]["inception_cosine"])
             for i, ((method, image, losses, seconds), score) in enumerate(
                 zip(results, scores, strict=True)
@@ -308,6 +331,8 @@ def main() -> None:
                         final_loss=losses[-1],
                         seconds=seconds,
                         best=i == best,
+                        original_saturation=original_colour[0],
+                        original_contrast=original_colour[1],
                         **score,
                     )
                 )
@@ -330,7 +355,7 @@ def report(out: Path) -> None:
     print(f"grid: {side_by_side(out, names, methods)}")
     print(
         f"\n{'method':<20} {'lr':>7} {'s':>4} {'Inception cos':>13} {'+-sd':>6} {'best in':>8} "
-        f"{'SSIM@32':>8} {'PSNR@32':>8} {'enc loss':>9}"
+        f"{'SSIM@32':>8} {'PSNR@32':>8} {'enc loss':>9} {'sat/orig':>9} {'contr/orig':>10}"
     )
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
@@ -340,10 +365,18 @@ def report(out: Path) -> None:
         }
         spread = np.std([r["inception_cosine"] for r in mine])
         wins = f"{sum(r['best'] for r in mine)}/{len(mine)}"
+        # Colour beside the original's (1 = as colourful / as contrasted); older runs lack it.
+        colour = [
+            np.mean([r[k] / r[f"original_{k}"] for r in mine])
+            if f"original_{k}" in mine[0]
+            else float("nan")
+            for k in ("saturation", "contrast")
+        ]
         print(
             f"{method:<20} {chosen[method]:7.0e} {widths.get(method) or '-':>4} "
             f"{mean['inception_cosine']:13.4f} {spread:6.3f} "
             f"{wins:>8} {mean['ssim32']:8.3f} {mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
+            f" {colour[0]:9.2f} {colour[1]:10.2f}"
         )
     # Paired by (photo, seed): photos differ far more from each other than methods do.
     cosine = {(r["photo"], r["seed"], r["method"]): r["inception_cosine"] for r in rows}

@@ -762,3 +762,12 @@ def test_every_generating_tab_has_examples_that_need_no_download():
     datasets = [b for b in demo.blocks.values() if type(b).__name__ == "Dataset"]
     assert len(datasets) == 5  # the three CLIP tabs, class sampling, the energy explorer
     assert Path(app._example_photo()).is_file()
+
+
+def test_the_clip_tabs_say_they_run_the_full_method_with_either_bank():
+    app = _load_app()
+    app.configure(app.SpaceSettings(clip="ViT-B-32", pretrained="random"))
+    assert "anchor bank shipped with hubmodels (the full CLIP⁻¹ method)" in app._encoder_note()
+    app.configure(app.SpaceSettings(clip="ViT-B-32", pretrained="openai", bank="org/bank"))
+    note = app._encoder_note()
+    assert "the openai weights and its own anchor bank (the full CLIP⁻¹ method)" in note

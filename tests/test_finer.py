@@ -79,6 +79,23 @@ def test_init_bounds_and_first_bias_spread():
     assert out.weight.abs().max() > hidden_bound / 2  # uses the bound, not something smaller
 
 
+@pytest.mark.parametrize("scale", [0.5, 3.0])
+def test_output_scale_multiplies_only_the_output_layers_bound(scale):
+    width, omega = 64, 20.0
+    net = _net(width=width, omega=omega, output_scale=scale)
+    bound = scale * math.sqrt(6 / width) / omega
+    out = net.layers[-1]
+    assert bound / 2 < out.weight.abs().max() <= bound
+    assert out.bias.abs().max() <= bound
+    for layer in net.layers[1:-1]:  # hidden layers keep SIREN's bound
+        assert layer.linear.weight.abs().max() <= math.sqrt(6 / width) / omega
+
+
+def test_a_config_saved_before_output_scale_existed_loads_with_sirens_bound():
+    old = {k: v for k, v in INRConfig().to_dict().items() if k != "output_scale"}
+    assert INRConfig.from_dict(old).output_scale == 1.0
+
+
 def test_siren_first_bias_ignores_the_finer_scale():
     net = _net(width=64, activation="siren", first_bias_scale=5.0)
     assert net.layers[0].linear.bias.abs().max() <= 1 / 2  # the first layer's weight bound
@@ -178,6 +195,8 @@ def test_config_rejects_unknown_keys_by_name():
         ({"omega": 0.0}, "omega"),
         ({"omega": float("inf")}, "omega"),
         ({"first_bias_scale": -1.0}, "first_bias_scale"),
+        ({"output_scale": 0.0}, "output_scale"),
+        ({"output_scale": float("nan")}, "output_scale"),
         ({"activation": "relu"}, "activation"),
     ],
 )

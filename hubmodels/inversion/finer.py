@@ -44,7 +44,8 @@ class INRConfig:
 
     ``hidden_layers`` counts the sine layers after the first (so 1 + hidden_layers sine layers),
     ``width`` their units, ``omega`` the frequency factor omega_0 of every sine layer,
-    ``first_bias_scale`` the FINER first-layer bias bound k, ``out_channels`` the image channels.
+    ``first_bias_scale`` the FINER first-layer bias bound k, ``out_channels`` the image channels,
+    ``output_scale`` a factor on the output layer's initial bound (1: SIREN's).
     """
 
     hidden_layers: int = 4
@@ -53,6 +54,7 @@ class INRConfig:
     first_bias_scale: float = 1.0
     activation: str = "finer"
     out_channels: int = 3
+    output_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # Upper bounds far above any useful INR, so an untrusted config.json cannot make the
@@ -61,7 +63,7 @@ class INRConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
                 raise ValueError(f"{name} must be a whole number in [1, {most}], got {value!r}")
-        for name in ("omega", "first_bias_scale"):
+        for name in ("omega", "first_bias_scale", "output_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ValueError(f"{name} must be a number, got {value!r}")
@@ -72,6 +74,8 @@ class INRConfig:
             raise ValueError(f"omega must be positive, got {self.omega}")
         if self.first_bias_scale < 0:
             raise ValueError(f"first_bias_scale must be >= 0, got {self.first_bias_scale}")
+        if self.output_scale <= 0:
+            raise ValueError(f"output_scale must be positive, got {self.output_scale}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 
@@ -217,7 +221,7 @@ class FinerNet(nn.Module):
             FinerLayer(config.width, config.width, **sine) for _ in range(config.hidden_layers)
         ]
         out = nn.Linear(config.width, config.out_channels)
-        bound = _hidden_bound(config.width, config.omega)
+        bound = config.output_scale * _hidden_bound(config.width, config.omega)
         with torch.no_grad():
             out.weight.uniform_(-bound, bound)
             out.bias.uniform_(-bound, bound)

@@ -191,7 +191,7 @@ class CLIPInverter:
 
     def _use_builtin(self) -> None:
         shipped = builtin_inr()
-        if shipped != self.inr_config.to_dict():
+        if INRConfig.from_dict(shipped) != self.inr_config:
             warnings.warn(
                 f"the shipped anchor bank holds INRs with {shipped}; this inverter renders with "
                 f"{self.inr_config.to_dict()}, so it runs plain CLIP^-1 (no anchor start, "
@@ -218,7 +218,8 @@ class CLIPInverter:
             bank = AnchorBank.load(bank)
         if bank is not None:
             bank.check_compatible(self.encoder.name, self.encoder.embed_dim)
-            if dict(bank.inr) != self.inr_config.to_dict():
+            # As configs, not dicts: a bank saved before a field existed holds its default.
+            if INRConfig.from_dict(bank.inr) != self.inr_config:
                 raise CheckpointError(
                     f"the bank's anchors are INRs with {bank.inr}, but this inverter renders with "
                     f"{self.inr_config.to_dict()}: pass inr= matching the bank, or rebuild it"
