@@ -1,4 +1,4 @@
-"""Why FINER's reconstructions come out grey, and the FINER settings that fix it.
+"""Why FINER's reconstructions come out grey, and which FINER settings invert best.
 
 Every combination of omega (the sine's frequency factor), k (FINER's first-layer bias spread),
 s (the sweep's Gaussian width, in layers), the output layer's initial scale and learning-rate

