@@ -107,6 +107,12 @@ def invert(
         return invert_pixels(inverter, target, steps, lr, seed)
     if method == "retrieval":  # ``anchor`` holds the nearest other photo itself
         return anchor["photo"], [float("nan")]
+    if method == "anchor-alone":  # the start, rendered as it is
+        net = inverter.engine.new_net(seed)
+        net.load_state_dict(anchor)
+        size = inverter.config["resolution"]
+        with torch.no_grad():
+            return load_image(to_pil(net.render(size, size))[0]), [float("nan")]
     # A width far beyond the depth gives every layer the peak rate: a flat schedule.
     engine = inverter.engine.replace(lr=lr, sweep_width=sweep_width or 1e6)
     if floor is not None:
@@ -116,10 +122,6 @@ def invert(
     net = engine.new_net(seed)
     if anchor is not None:
         net.load_state_dict(anchor)
-    if method == "anchor-alone":
-        size = inverter.config["resolution"]
-        with torch.no_grad():
-            return load_image(to_pil(net.render(size, size))[0]), [float("nan")]
     result = engine.optimise(net, [(target, 1.0)], steps=steps, seed=seed, preview_every=steps)
     return load_image(to_pil(result.image)[0]), result.losses  # as saved: 8-bit
 
@@ -296,14 +298,15 @@ def main() -> None:
                 return i, photo
         raise ValueError(f"the bank has no photo other than {name}")
 
+    shipped_files = {p["name"]: p["file"] for p in read_manifest()["photos"]}
+
     def start(name: str, method: str) -> dict | None:
         """The anchor a method starts from (or, for retrieval, the photo it shows)."""
         if not (method.endswith("anchor") or method in BASELINES):
             return None
         index, photo = nearest_other(name)
         if method == "retrieval":
-            shipped = {p["name"]: p["file"] for p in read_manifest()["photos"]}
-            source = images[photo] if photo in images else BUILTIN_DIR / shipped[photo]
+            source = images[photo] if photo in images else BUILTIN_DIR / shipped_files[photo]
             return {"photo": centre_square(load_image(source), args.resolution)}
         return bank.anchor_state(index)
 
@@ -424,9 +427,10 @@ def report(out: Path) -> None:
     print("\npaired Inception-cosine differences (mean, standard error, wins)")
     for a in methods:
         for b in methods:
-            ablation = a.startswith("finer-sweep") and methods.index(a) > methods.index(b)
+            later = methods.index(a) > methods.index(b)
+            ablation = a.startswith("finer-sweep") and later and b not in BASELINES
             baseline = a == "finer-sweep-anchor" and b in BASELINES
-            if not (ablation and b not in BASELINES) and not baseline:
+            if not (ablation or baseline):
                 continue
             d = np.array([cosine[(*c, a)] - cosine[(*c, b)] for c in cases])
             se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
