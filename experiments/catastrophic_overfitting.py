@@ -92,6 +92,8 @@ def common(args, eps: float, seed: int) -> list[str]:
         str(seed),
         "--train-subset",
         str(args.train_subset),
+        "--val-size",
+        str(args.val_size),
         "--energy-subset",
         "500",
         "--no-fit-prior",  # these runs are read for robustness, never sampled from
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--train-subset", type=int, default=20000)
+    parser.add_argument("--val-size", type=int, default=1000, help="PGD-20 validation images")
     parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
     parser.add_argument(
         "--der-lambdas", type=float, nargs="*", default=[], help="also FGSM+DER at these lambdas"
@@ -119,9 +122,15 @@ def main() -> None:
         "--report-only", action="store_true", help="tabulate and plot the runs as they are"
     )
     parser.add_argument("--runs", default="runs/co")
+    parser.add_argument(
+        "--archive",
+        help="where finished runs' histories are kept (in git); default experiments/results/"
+        "<name of --runs>",
+    )
     parser.add_argument("--figure", default="docs/figures/catastrophic_overfitting.png")
     args = parser.parse_args()
     runs = Path(args.runs)
+    archive = Path(args.archive or Path("experiments/results") / runs.name)
 
     if args.sweep:
         sweep = {
@@ -134,6 +143,7 @@ def main() -> None:
             {n: METHODS["FGSM"] + common(args, eps, seed) for n, (eps, seed) in sweep.items()},
             args.jobs,
             train=not args.report_only,
+            archive=archive,
         )
         groups = {}
         for name, (eps, seed) in sweep.items():
@@ -159,6 +169,7 @@ def main() -> None:
         {n: flags + common(args, args.epsilon, seed) for n, (_, seed, flags) in grid.items()},
         args.jobs,
         train=not args.report_only,
+        archive=archive,
     )
     groups = {}
     print(

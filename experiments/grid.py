@@ -4,26 +4,48 @@ Every run is ``python -m hubmodels train ... --output-dir RUNS/NAME --resume``: 
 (its ``last/`` folder exists) is skipped, a killed one continues from its last saved epoch. So an
 experiment that does not fit in one sitting is simply started again. ``ensure_runs`` trains
 several at once: a small CNN leaves a GPU mostly idle, so four or more runs share one well.
+
+Runs (weights, optimiser state) live in the ignored ``runs/`` folder and are lost with the
+machine. With an ``archive`` folder (tracked in git) each finished run's per-epoch history is
+copied there, and a run found in the archive is read from it and not trained again: a grid
+larger than one session grows across sessions by committing the archive as runs finish.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def ensure_run(runs: Path, name: str, args: list[str], train: bool = True) -> list[dict]:
+def ensure_run(
+    runs: Path,
+    name: str,
+    args: list[str],
+    train: bool = True,
+    archive: Path | None = None,
+    threads: int | None = None,
+) -> list[dict]:
     """Train (or finish training) run ``name`` and return its per-epoch history.
 
     ``train=False`` only reads the history as it stands (of a run still training, or one
     trained elsewhere and cut short), so partial results can be tabulated and plotted.
+    ``archive``: read a finished run from ``archive/NAME.jsonl`` and copy new ones there.
+    ``threads``: the run's CPU threads (torch's default takes every core, so runs side by side
+    on a small CPU fight over them: two 2-thread runs on two cores took 195 s an epoch, two
+    1-thread runs 41 s).
     """
     out = runs / name
-    if train and not (out / "last" / "config.json").is_file():
+    finished = (out / "last" / "config.json").is_file()
+    archived = archive / f"{name}.jsonl" if archive is not None else None
+    if archived is not None and archived.is_file() and not finished:
+        return _read_history(archived)
+    if train and not finished:
         command = [
             sys.executable,
             "-m",
@@ -36,19 +58,35 @@ def ensure_run(runs: Path, name: str, args: list[str], train: bool = True) -> li
         ]
         print("running:", shlex.join(command[1:]), flush=True)
         out.mkdir(parents=True, exist_ok=True)
+        env = os.environ.copy()
+        if threads is not None:
+            env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         with open(out / "train.log", "a") as log:
-            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
+            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+        finished = True
+    if finished and archived is not None:
+        archived.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "metrics.jsonl", archived)
     return history(out)
 
 
 def ensure_runs(
-    runs: Path, grid: dict[str, list[str]], jobs: int = 1, train: bool = True
+    runs: Path,
+    grid: dict[str, list[str]],
+    jobs: int = 1,
+    train: bool = True,
+    archive: Path | None = None,
 ) -> dict[str, list[dict]]:
-    """``ensure_run`` for every ``name -> args`` of ``grid``, ``jobs`` at a time, in grid order."""
+    """``ensure_run`` for every ``name -> args`` of ``grid``, ``jobs`` at a time, in grid order.
+
+    Each run gets an equal share of the CPU cores (at least one thread).
+    """
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     # Threads are enough: each one only waits on its training subprocess.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            name: pool.submit(ensure_run, runs, name, args, train) for name, args in grid.items()
+            name: pool.submit(ensure_run, runs, name, args, train, archive, threads)
+            for name, args in grid.items()
         }
         return {name: future.result() for name, future in futures.items()}
 
@@ -57,7 +95,11 @@ def history(out: Path) -> list[dict]:
     log = out / "metrics.jsonl"
     if not log.is_file():
         raise SystemExit(f"{out} has no metrics.jsonl yet: train it first (drop --report-only)")
-    return [json.loads(line) for line in log.open()]
+    return _read_history(log)
+
+
+def _read_history(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.open()]
 
 
 def first_alarm(history: list[dict]) -> str:
