@@ -128,6 +128,7 @@ def main() -> None:
         "<name of --runs>",
     )
     parser.add_argument("--figure", default="docs/figures/catastrophic_overfitting.png")
+    parser.add_argument("--sweep-figure", default="docs/figures/co_sweep.png")
     args = parser.parse_args()
     runs = Path(args.runs)
     archive = Path(args.archive or Path("experiments/results") / runs.name)
@@ -152,7 +153,7 @@ def main() -> None:
             # The CO signature: PGD accuracy collapses while the FGSM (training) accuracy stays up.
             print(f"eps {eps} seed {seed}: epoch PGD-val / FGSM-train accuracy")
             print("  " + " ".join(f"{h['val_pgd_acc']:.2f}/{h['train_acc']:.2f}" for h in hist))
-        plot_runs(groups, Path(args.figure).with_name("co_sweep.png"), "FGSM AT epsilon sweep")
+        plot_runs(groups, Path(args.sweep_figure), "FGSM AT epsilon sweep")
         return
 
     methods = {label: METHODS[label] for label in args.methods} | der_variants(args.der_lambdas)
