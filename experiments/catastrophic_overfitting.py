@@ -15,12 +15,20 @@ prints the table of final and best PGD-20 validation accuracy and the first alar
 pgd2) x every form (squared, joint, relative) at lambda 1; ``--attack-bn train`` runs every
 single-step method with BatchNorm on batch statistics during its attack, as fast-AT code does.
 The table gives the collapse epoch (the first whose PGD-20 validation accuracy falls below a
-third of the best before it), the logit scale at the end (the natural logits' std over classes)
-and whether the dE alarm fired before the collapse.
+third of the best before it), the logit scale at the end (the natural logits' std over classes),
+the first epoch of the trainer's delta-energy alarm and whether it came before the collapse.
 
 ε = 0.15 is where FGSM first collapses on Fashion-MNIST (docs/experiments.md). On a GPU add
-``--jobs 12``: an H100 and an H200 trained its 18 runs at 4.5-12 s per epoch.
-Interrupted? Run the same command again: finished runs are skipped, others resume.
+``--jobs 12``: an H100 and an H200 trained its 18 runs at 4.5-12 s per epoch. The CPU screen
+(half the images, half the validation set; 41 s an epoch for FGSM, 60-100 s for FGSM+DER, two
+runs at once on two cores):
+
+    python experiments/catastrophic_overfitting.py --epsilon 0.15 --seeds 0 --methods FGSM \
+        --der-grid --train-subset 10000 --val-size 500 --jobs 2 --runs runs/co-cpu \
+        --figure docs/figures/co_der_screen.png
+
+Interrupted? Run the same command again: finished runs are skipped, others resume, and runs
+archived in experiments/results/<name of --runs>/ (committed) are read from there.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import ensure_runs, first_alarm, plot_runs
+from grid import ensure_runs, has_history, plot_runs
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
@@ -73,6 +81,27 @@ def collapse_epoch(history: list[dict]) -> int | None:
             return h["epoch"]
         best = max(best, h["val_pgd_acc"])
     return None
+
+
+def first_delta_energy_alarm(history: list[dict]) -> int | None:
+    """The first epoch whose alarm names the delta energy (the PGD-collapse alarm is not a
+    warning: it fires with the collapse it reports)."""
+    for h in history:
+        if "delta energy" in (h.get("alarm") or ""):
+            return h["epoch"]
+    return None
+
+
+def warning(alarm: int | None, collapse: int | None) -> str:
+    """How the dE alarm did: "N epochs early", "with the collapse", "late", "false alarm" (fired,
+    no collapse followed) or "missed" (a collapse without it)."""
+    if collapse is None:
+        return "false alarm" if alarm is not None else "-"
+    if alarm is None:
+        return "missed"
+    if alarm < collapse:
+        return f"{collapse - alarm} epoch{'s' if collapse - alarm > 1 else ''} early"
+    return "with the collapse" if alarm == collapse else "late"
 
 
 def common(args, eps: float, seed: int) -> list[str]:
@@ -165,6 +194,11 @@ def main() -> None:
         for label, flags in methods.items()
         for seed in args.seeds
     }
+    if args.report_only:  # tabulate what has been trained so far
+        missing = [n for n in grid if not has_history(runs, n, archive)]
+        for name in missing:
+            print(f"not trained yet: {name}")
+            del grid[name]
     histories = ensure_runs(
         runs,
         {n: flags + common(args, args.epsilon, seed) for n, (_, seed, flags) in grid.items()},
@@ -175,24 +209,21 @@ def main() -> None:
     groups = {}
     print(
         "| method | seed | final PGD-20 (val) | best PGD-20 (val) | final FGSM (train) |"
-        " final dE(x) | logit scale | collapse (epoch) | first alarm (epoch) | alarm first |"
+        " final dE(x) | logit scale | collapse (epoch) | first dE alarm (epoch) | dE warning |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, (label, seed, _) in grid.items():
         hist = histories[name]
+        if len(hist) < args.epochs:
+            label = f"{label} ({len(hist)} of {args.epochs} epochs)"
         groups.setdefault(label, []).append((f"seed {seed}", hist))
         best = max(h["val_pgd_acc"] for h in hist)
-        collapse, alarm = collapse_epoch(hist), first_alarm(hist)
-        # Did the alarm warn in time? "false alarm" when it fired in a run that never collapsed.
-        if collapse is None:
-            warned = "false alarm" if alarm != "none" else "-"
-        else:
-            warned = "yes" if alarm != "none" and int(alarm) <= collapse else "no"
+        collapse, alarm = collapse_epoch(hist), first_delta_energy_alarm(hist)
         print(
             f"| {label} | {seed} | {hist[-1]['val_pgd_acc']:.3f} | {best:.3f} |"
             f" {hist[-1]['train_acc']:.3f} | {hist[-1]['delta_energy']:+.3f} |"
             f" {hist[-1].get('logit_scale', float('nan')):.2f} | {collapse or 'none'} |"
-            f" {alarm} | {warned} |"
+            f" {alarm or 'none'} | {warning(alarm, collapse)} |"
         )
     plot_runs(groups, Path(args.figure), f"Single-step AT on Fashion-MNIST, eps={args.epsilon}")
 

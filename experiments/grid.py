@@ -91,6 +91,12 @@ def ensure_runs(
         return {name: future.result() for name, future in futures.items()}
 
 
+def has_history(runs: Path, name: str, archive: Path | None = None) -> bool:
+    """Whether run ``name`` has logged an epoch, in ``runs`` or in the archive."""
+    in_archive = archive is not None and (archive / f"{name}.jsonl").is_file()
+    return in_archive or (runs / name / "metrics.jsonl").is_file()
+
+
 def history(out: Path) -> list[dict]:
     log = out / "metrics.jsonl"
     if not log.is_file():

@@ -1,0 +1,70 @@
+"""experiments/catastrophic_overfitting.py reads its runs right: the collapse epoch, the first
+delta-energy alarm (not the PGD-collapse alarm) and whether that alarm warned in time."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def co():
+    sys.path.insert(0, str(ROOT / "experiments"))  # the script imports its sibling grid.py
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "catastrophic_overfitting", ROOT / "experiments" / "catastrophic_overfitting.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    return module
+
+
+def _history(pgd: list[float], alarms: dict[int, str] | None = None) -> list[dict]:
+    alarms = alarms or {}
+    return [
+        {"epoch": e, "val_pgd_acc": acc, "alarm": alarms.get(e)}
+        for e, acc in enumerate(pgd, start=1)
+    ]
+
+
+def test_collapse_is_the_first_epoch_below_a_third_of_the_best_before_it(co):
+    assert co.collapse_epoch(_history([0.3, 0.5, 0.4, 0.16, 0.1])) == 4
+    assert co.collapse_epoch(_history([0.3, 0.5, 0.4, 0.2])) is None  # 0.2 > 0.5 / 3
+
+
+def test_only_a_delta_energy_alarm_counts_as_a_warning(co):
+    pgd = "PGD validation accuracy collapsed to 0.1 (best so far 0.5): catastrophic overfitting"
+    de = "delta energy dE(x) = -3.8 diverged from its plateau -1.2: it drops"
+    assert co.first_delta_energy_alarm(_history([0.5, 0.1], {2: pgd})) is None
+    assert co.first_delta_energy_alarm(_history([0.5, 0.5, 0.1], {2: de, 3: f"{pgd}; {de}"})) == 2
+
+
+@pytest.mark.parametrize(
+    "alarm, collapse, verdict",
+    [
+        (10, 11, "1 epoch early"),
+        (4, 9, "5 epochs early"),
+        (5, 5, "with the collapse"),
+        (7, 5, "late"),
+        (None, 5, "missed"),
+        (6, None, "false alarm"),
+        (None, None, "-"),
+    ],
+)
+def test_the_warning_column(co, alarm, collapse, verdict):
+    assert co.warning(alarm, collapse) == verdict
+
+
+def test_the_der_grid_covers_every_point_and_form_with_its_own_run_folder(co):
+    grid = co.der_grid()
+    assert len(grid) == len(co.DER_POINTS) * len(co.DER_FORMS) == 9
+    folders = {co._slug(label) for label in grid}
+    assert len(folders) == 9
+    assert "fgsm-der-uniform-relative" in folders
