@@ -13,7 +13,8 @@ accuracy, their gap (the size of robust overfitting) and the first alarm epoch.
 
 An epoch of each run took 2.2 s for the first (four runs at once on one H100) and about 12.5 s
 for the second (one at a time on the 2-core CPU). Interrupted? Run the same command again:
-finished runs are skipped, others resume.
+finished runs are skipped, others resume, and runs archived in experiments/results/<name of
+--runs>/ (committed) are read from there.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def main() -> None:
         "--report-only", action="store_true", help="tabulate and plot the runs as they are"
     )
     parser.add_argument("--runs", default="runs/ro")
+    parser.add_argument(
+        "--archive",
+        help="where finished runs' histories are kept (in git); default experiments/results/"
+        "<name of --runs>",
+    )
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
 
@@ -84,7 +90,9 @@ def main() -> None:
         for label in args.methods
     }
     grid = {names[label]: METHODS[label] + common for label in args.methods}
-    histories = ensure_runs(Path(args.runs), grid, args.jobs, train=not args.report_only)
+    runs = Path(args.runs)
+    archive = Path(args.archive or Path("experiments/results") / runs.name)
+    histories = ensure_runs(runs, grid, args.jobs, train=not args.report_only, archive=archive)
     groups = {}
     print(
         "| method | best PGD-20 (val) | epoch | last PGD-20 (val) | gap | final dE(x) | "
