@@ -132,13 +132,17 @@ def common(args, eps: float, seed: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilon", type=float, default=0.15)
-    parser.add_argument("--sweep", type=float, nargs="*", help="FGSM only, at these epsilons")
+    parser.add_argument(
+        "--sweep", type=float, nargs="*", help="--methods (default FGSM) at these epsilons"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sweep: use 0")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--train-subset", type=int, default=20000)
     parser.add_argument("--val-size", type=int, default=1000, help="PGD-20 validation images")
-    parser.add_argument("--methods", nargs="*", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="*", choices=list(METHODS), help="default: all (a sweep: FGSM)"
+    )
     parser.add_argument(
         "--der-lambdas", type=float, nargs="*", default=[], help="also FGSM+DER at these lambdas"
     )
@@ -163,29 +167,32 @@ def main() -> None:
     archive = Path(args.archive or Path("experiments/results") / runs.name)
 
     if args.sweep:
+        labels = args.methods or ["FGSM"]
         sweep = {
-            f"sweep-fgsm-eps{eps}-seed{seed}": (eps, seed)
+            f"sweep-{_slug(label)}-eps{eps}-seed{seed}": (label, eps, seed)
+            for label in labels
             for eps in args.sweep
             for seed in args.seeds
         }
         histories = ensure_runs(
             runs,
-            {n: METHODS["FGSM"] + common(args, eps, seed) for n, (eps, seed) in sweep.items()},
+            {n: METHODS[m] + common(args, eps, seed) for n, (m, eps, seed) in sweep.items()},
             args.jobs,
             train=not args.report_only,
             archive=archive,
         )
         groups = {}
-        for name, (eps, seed) in sweep.items():
+        for name, (label, eps, seed) in sweep.items():
             hist = histories[name]
-            groups.setdefault(f"FGSM eps={eps}", []).append((f"seed {seed}", hist))
-            # The CO signature: PGD accuracy collapses while the FGSM (training) accuracy stays up.
-            print(f"eps {eps} seed {seed}: epoch PGD-val / FGSM-train accuracy")
+            groups.setdefault(f"{label} eps={eps}", []).append((f"seed {seed}", hist))
+            # The CO signature: PGD accuracy collapses while the training-attack accuracy stays up.
+            print(f"{label} eps {eps} seed {seed}: epoch PGD-val / training-attack accuracy")
             print("  " + " ".join(f"{h['val_pgd_acc']:.2f}/{h['train_acc']:.2f}" for h in hist))
-        plot_runs(groups, Path(args.sweep_figure), "FGSM AT epsilon sweep")
+        plot_runs(groups, Path(args.sweep_figure), f"{', '.join(labels)}: epsilon sweep")
         return
 
-    methods = {label: METHODS[label] for label in args.methods} | der_variants(args.der_lambdas)
+    methods = {label: METHODS[label] for label in (args.methods or METHODS)}
+    methods |= der_variants(args.der_lambdas)
     if args.der_grid:
         methods |= der_grid()
     suffix = "-bntrain" if args.attack_bn == "train" else ""
