@@ -79,9 +79,10 @@ def ensure_runs(
 ) -> dict[str, list[dict]]:
     """``ensure_run`` for every ``name -> args`` of ``grid``, ``jobs`` at a time, in grid order.
 
-    Each run gets an equal share of the CPU cores (at least one thread).
+    Each run gets an equal share of the CPU cores (at least one thread), or the caller's
+    ``OMP_NUM_THREADS`` when it sets one (grids started side by side).
     """
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 1) // jobs)
     # Threads are enough: each one only waits on its training subprocess.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {

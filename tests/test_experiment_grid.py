@@ -67,6 +67,7 @@ def test_runs_side_by_side_share_the_cores(grid, tmp_path, monkeypatch):
     calls: list[dict] = []
     monkeypatch.setattr(subprocess, "run", _fake_training(calls))
     monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     histories = grid.ensure_runs(tmp_path / "runs", {"a": [], "b": []}, jobs=2)
     assert set(histories) == {"a", "b"}
     assert {c["env"]["OMP_NUM_THREADS"] for c in calls} == {"2"}
@@ -85,3 +86,12 @@ def test_report_only_reads_an_archived_run_without_training(grid, tmp_path, monk
     assert grid.ensure_run(tmp_path / "runs", "x", [], train=False, archive=archive) == [
         {"epoch": 1, "val_pgd_acc": 0.4}
     ]
+
+
+def test_a_thread_count_set_by_the_caller_wins(grid, tmp_path, monkeypatch):
+    calls: list[dict] = []
+    monkeypatch.setattr(subprocess, "run", _fake_training(calls))
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    grid.ensure_runs(tmp_path / "runs", {"a": []}, jobs=1)
+    assert calls[0]["env"]["OMP_NUM_THREADS"] == "1"
