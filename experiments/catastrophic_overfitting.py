@@ -12,8 +12,9 @@ prints the table of final and best PGD-20 validation accuracy and the first alar
     python experiments/catastrophic_overfitting.py --epsilon 0.15 --der-grid --attack-bn train
 
 ``--der-grid`` adds FGSM+DER for every point where the gap is measured (adversarial, uniform,
-pgd2) x every form (squared, joint, relative) at lambda 1; ``--attack-bn train`` runs every
-single-step method with BatchNorm on batch statistics during its attack, as fast-AT code does.
+pgd2) x every form (squared, joint, relative) at lambda 1 (``--der-grid pgd2,joint``: one of
+them); ``--attack-bn train`` runs every single-step method with BatchNorm on batch statistics
+during its attack, as fast-AT code does.
 The table gives the collapse epoch (the first whose PGD-20 validation accuracy falls below a
 third of the best before it), the logit scale at the end (the natural logits' std over classes),
 the first epoch of the trainer's delta-energy alarm and whether it came before the collapse.
@@ -55,8 +56,15 @@ DER_POINTS = ("adversarial", "uniform", "pgd2")
 DER_FORMS = ("squared", "joint", "relative")
 
 
-def der_grid() -> dict[str, list[str]]:
-    """FGSM+DER at lambda 1 for every measuring point x form (the DER variants of the trainer)."""
+def der_grid(only: list[str] | None = None) -> dict[str, list[str]]:
+    """FGSM+DER at lambda 1 for every measuring point x form (the DER variants of the trainer),
+    or for the ``only`` ones, given as "point,form"."""
+    for variant in only or []:
+        point, _, form = variant.partition(",")
+        if point not in DER_POINTS or form not in DER_FORMS:
+            raise SystemExit(
+                f"unknown DER variant {variant!r}: POINT,FORM from {DER_POINTS} x {DER_FORMS}"
+            )
     return {
         f"FGSM+DER[{point},{form}]": [
             "--method",
@@ -70,6 +78,7 @@ def der_grid() -> dict[str, list[str]]:
         ]
         for point in DER_POINTS
         for form in DER_FORMS
+        if not only or f"{point},{form}" in only
     }
 
 
@@ -146,7 +155,12 @@ def main() -> None:
     parser.add_argument(
         "--der-lambdas", type=float, nargs="*", default=[], help="also FGSM+DER at these lambdas"
     )
-    parser.add_argument("--der-grid", action="store_true", help="FGSM+DER: points x forms")
+    parser.add_argument(
+        "--der-grid",
+        nargs="*",
+        metavar="POINT,FORM",
+        help="FGSM+DER at every point x form, or at the ones named (e.g. pgd2,joint)",
+    )
     parser.add_argument(
         "--attack-bn", choices=["eval", "train"], default="eval", help="BatchNorm in the attack"
     )
@@ -191,10 +205,11 @@ def main() -> None:
         plot_runs(groups, Path(args.sweep_figure), f"{', '.join(labels)}: epsilon sweep")
         return
 
-    methods = {label: METHODS[label] for label in (args.methods or METHODS)}
+    labels = METHODS if args.methods is None else args.methods  # a bare --methods: none
+    methods = {label: METHODS[label] for label in labels}
     methods |= der_variants(args.der_lambdas)
-    if args.der_grid:
-        methods |= der_grid()
+    if args.der_grid is not None:
+        methods |= der_grid(args.der_grid)
     suffix = "-bntrain" if args.attack_bn == "train" else ""
     grid = {
         f"{_slug(label)}-eps{args.epsilon}{suffix}-seed{seed}": (label, seed, flags)

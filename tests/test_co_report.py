@@ -68,3 +68,9 @@ def test_the_der_grid_covers_every_point_and_form_with_its_own_run_folder(co):
     folders = {co._slug(label) for label in grid}
     assert len(folders) == 9
     assert "fgsm-der-uniform-relative" in folders
+
+
+def test_one_der_variant_can_be_picked_and_a_misspelt_one_is_refused(co):
+    assert list(co.der_grid(["pgd2,joint"])) == ["FGSM+DER[pgd2,joint]"]
+    with pytest.raises(SystemExit, match="unknown DER variant"):
+        co.der_grid(["pgd3,joint"])
