@@ -44,7 +44,15 @@ METHODS = {  # label -> trainer flags
     "FGSM+DER": ["--method", "fgsm", "--der-lambda", "1"],
     "RS-FGSM": ["--method", "rs_fgsm"],
     "N-FGSM": ["--method", "n_fgsm"],
+    # The cost-matched baseline of DER at the pgd2 point: train on that point itself (two steps
+    # of eps/2 from a uniform start).
+    "PGD-2": ["--method", "pgd_at", "--attack-steps", "2", "--alpha", "{eps/2}"],
 }
+
+
+def method_flags(flags: list[str], eps: float) -> list[str]:
+    """A method's trainer flags at this epsilon (fills in "{eps/2}")."""
+    return [str(eps / 2) if flag == "{eps/2}" else flag for flag in flags]
 
 
 def der_variants(lambdas: list[float]) -> dict[str, list[str]]:
@@ -190,7 +198,10 @@ def main() -> None:
         }
         histories = ensure_runs(
             runs,
-            {n: METHODS[m] + common(args, eps, seed) for n, (m, eps, seed) in sweep.items()},
+            {
+                n: method_flags(METHODS[m], eps) + common(args, eps, seed)
+                for n, (m, eps, seed) in sweep.items()
+            },
             args.jobs,
             train=not args.report_only,
             archive=archive,
@@ -223,7 +234,10 @@ def main() -> None:
             del grid[name]
     histories = ensure_runs(
         runs,
-        {n: flags + common(args, args.epsilon, seed) for n, (_, seed, flags) in grid.items()},
+        {
+            n: method_flags(flags, args.epsilon) + common(args, args.epsilon, seed)
+            for n, (_, seed, flags) in grid.items()
+        },
         args.jobs,
         train=not args.report_only,
         archive=archive,

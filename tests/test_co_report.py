@@ -74,3 +74,9 @@ def test_one_der_variant_can_be_picked_and_a_misspelt_one_is_refused(co):
     assert list(co.der_grid(["pgd2,joint"])) == ["FGSM+DER[pgd2,joint]"]
     with pytest.raises(SystemExit, match="unknown DER variant"):
         co.der_grid(["pgd3,joint"])
+
+
+def test_the_cost_matched_pgd2_baseline_steps_half_the_ball(co):
+    flags = co.method_flags(co.METHODS["PGD-2"], 0.15)
+    assert flags[flags.index("--alpha") + 1] == "0.075"
+    assert flags[flags.index("--attack-steps") + 1] == "2"
