@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import ensure_runs, has_history, plot_runs
+from grid import add_archive_option, archive_folder, ensure_runs, has_history, plot_runs
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
@@ -177,16 +177,12 @@ def main() -> None:
         "--report-only", action="store_true", help="tabulate and plot the runs as they are"
     )
     parser.add_argument("--runs", default="runs/co")
-    parser.add_argument(
-        "--archive",
-        help="where finished runs' histories are kept (in git); default experiments/results/"
-        "<name of --runs>",
-    )
+    add_archive_option(parser)
     parser.add_argument("--figure", default="docs/figures/catastrophic_overfitting.png")
     parser.add_argument("--sweep-figure", default="docs/figures/co_sweep.png")
     args = parser.parse_args()
     runs = Path(args.runs)
-    archive = Path(args.archive or Path("experiments/results") / runs.name)
+    archive = archive_folder(args)
 
     if args.sweep:
         labels = args.methods or ["FGSM"]

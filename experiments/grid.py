@@ -92,6 +92,20 @@ def ensure_runs(
         return {name: future.result() for name, future in futures.items()}
 
 
+def add_archive_option(parser) -> None:
+    """``--archive``: where finished runs' histories are kept (see the module docstring)."""
+    parser.add_argument(
+        "--archive",
+        help="where finished runs' histories are kept (in git); default experiments/results/"
+        "<name of --runs>",
+    )
+
+
+def archive_folder(args) -> Path:
+    """The archive of ``args.runs``: ``--archive`` or experiments/results/<name of --runs>."""
+    return Path(args.archive or Path("experiments/results") / Path(args.runs).name)
+
+
 def has_history(runs: Path, name: str, archive: Path | None = None) -> bool:
     """Whether run ``name`` has logged an epoch, in ``runs`` or in the archive."""
     in_archive = archive is not None and (archive / f"{name}.jsonl").is_file()

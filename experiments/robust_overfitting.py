@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import ensure_runs, first_alarm, plot_runs
+from grid import add_archive_option, archive_folder, ensure_runs, first_alarm, plot_runs
 
 METHODS = {
     "PGD-AT": ["--method", "pgd_at"],
@@ -53,11 +53,7 @@ def main() -> None:
         "--report-only", action="store_true", help="tabulate and plot the runs as they are"
     )
     parser.add_argument("--runs", default="runs/ro")
-    parser.add_argument(
-        "--archive",
-        help="where finished runs' histories are kept (in git); default experiments/results/"
-        "<name of --runs>",
-    )
+    add_archive_option(parser)
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
 
@@ -91,7 +87,7 @@ def main() -> None:
     }
     grid = {names[label]: METHODS[label] + common for label in args.methods}
     runs = Path(args.runs)
-    archive = Path(args.archive or Path("experiments/results") / runs.name)
+    archive = archive_folder(args)
     histories = ensure_runs(runs, grid, args.jobs, train=not args.report_only, archive=archive)
     groups = {}
     print(
