@@ -35,6 +35,7 @@ archived in experiments/results/<name of --runs>/ (committed) are read from ther
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from grid import add_archive_option, archive_folder, ensure_runs, has_history, plot_runs
@@ -64,26 +65,27 @@ DER_POINTS = ("adversarial", "uniform", "pgd2")
 DER_FORMS = ("squared", "joint", "relative")
 
 
-def der_grid(only: list[str] | None = None) -> dict[str, list[str]]:
-    """FGSM+DER at lambda 1 for every measuring point x form (the DER variants of the trainer),
-    or for the ``only`` ones, given as "point,form"."""
+SINGLE_STEP = ("FGSM", "RS-FGSM", "N-FGSM")  # the bases DER can be added to here
+
+
+def der_grid(
+    only: list[str] | None = None, bases: Sequence[str] = ("FGSM",)
+) -> dict[str, list[str]]:
+    """BASE+DER at lambda 1 for every base x measuring point x form (the DER variants of the
+    trainer), or for the ``only`` ones, given as "point,form"."""
     for variant in only or []:
         point, _, form = variant.partition(",")
         if point not in DER_POINTS or form not in DER_FORMS:
             raise SystemExit(
                 f"unknown DER variant {variant!r}: POINT,FORM from {DER_POINTS} x {DER_FORMS}"
             )
+    for base in bases:
+        if base not in SINGLE_STEP:
+            raise SystemExit(f"DER base {base!r} is not one of {SINGLE_STEP}")
     return {
-        f"FGSM+DER[{point},{form}]": [
-            "--method",
-            "fgsm",
-            "--der-lambda",
-            "1",
-            "--der-at",
-            point,
-            "--der-form",
-            form,
-        ]
+        f"{base}+DER[{point},{form}]": METHODS[base]
+        + ["--der-lambda", "1", "--der-at", point, "--der-form", form]
+        for base in bases
         for point in DER_POINTS
         for form in DER_FORMS
         if not only or f"{point},{form}" in only
@@ -170,6 +172,13 @@ def main() -> None:
         help="FGSM+DER at every point x form, or at the ones named (e.g. pgd2,joint)",
     )
     parser.add_argument(
+        "--der-base",
+        nargs="+",
+        choices=SINGLE_STEP,
+        default=["FGSM"],
+        help="the single-step methods --der-grid adds DER to",
+    )
+    parser.add_argument(
         "--attack-bn", choices=["eval", "train"], default="eval", help="BatchNorm in the attack"
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4+)")
@@ -216,7 +225,7 @@ def main() -> None:
     methods = {label: METHODS[label] for label in labels}
     methods |= der_variants(args.der_lambdas)
     if args.der_grid is not None:
-        methods |= der_grid(args.der_grid)
+        methods |= der_grid(args.der_grid, args.der_base)
     suffix = "-bntrain" if args.attack_bn == "train" else ""
     grid = {
         f"{_slug(label)}-eps{args.epsilon}{suffix}-seed{seed}": (label, seed, flags)

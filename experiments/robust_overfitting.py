@@ -22,7 +22,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grid import add_archive_option, archive_folder, ensure_runs, first_alarm, plot_runs
+from grid import (
+    add_archive_option,
+    archive_folder,
+    ensure_runs,
+    first_alarm,
+    has_history,
+    plot_runs,
+)
 
 METHODS = {
     "PGD-AT": ["--method", "pgd_at"],
@@ -32,6 +39,20 @@ METHODS = {
 }
 
 
+def smoothed_gap(history: list[dict], window: int = 5) -> float:
+    """Best minus last PGD accuracy of the ``window``-epoch moving average.
+
+    The plain best-minus-last gap picks the luckiest of many noisy epochs (one epoch's accuracy
+    on 500 images has a standard error of about 2 points), so it is positive with no overfitting
+    at all; averaging over a window first takes most of that selection bias out.
+    """
+    acc = [h["val_pgd_acc"] for h in history]
+    if len(acc) < window:
+        return float("nan")
+    means = [sum(acc[i : i + window]) / window for i in range(len(acc) - window + 1)]
+    return max(means) - means[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilon", type=float, default=0.1)
@@ -39,8 +60,20 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=2000)
     parser.add_argument("--attack-steps", type=int, default=7)
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--architecture",
+        default="small_cnn",
+        help="small_cnn_wide memorises a small subset sooner at about the same cost",
+    )
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--der",
+        default="adversarial,squared",
+        metavar="POINT,FORM",
+        help="where PGD-AT+DER measures the delta energy and its form (the trainer's --der-at, "
+        "--der-form)",
+    )
     parser.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -57,9 +90,22 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
 
+    methods = dict(METHODS)
+    der_at, _, der_form = args.der.partition(",")
+    if args.der != "adversarial,squared":  # the default keeps its old label and run folders
+        methods[f"PGD-AT+DER[{args.der}]"] = methods.pop("PGD-AT+DER") + [
+            "--der-at",
+            der_at,
+            "--der-form",
+            der_form,
+        ]
+        if "PGD-AT+DER" in args.methods:
+            args.methods[args.methods.index("PGD-AT+DER")] = f"PGD-AT+DER[{args.der}]"
     common = [
         "--dataset",
         "fashion-mnist",
+        "--architecture",
+        args.architecture,
         "--epsilon",
         str(args.epsilon),
         "--epochs",
@@ -68,8 +114,6 @@ def main() -> None:
         str(args.lr),
         "--schedule",
         "piecewise",
-        "--seed",
-        str(args.seed),
         "--train-subset",
         str(args.train_subset),
         "--attack-steps",
@@ -79,30 +123,46 @@ def main() -> None:
         "--val-size",
         str(args.val_size),
         "--augment" if args.augment else "--no-augment",
+        "--no-fit-prior",  # read for robustness, never sampled from
     ]
     setting = f"n{args.train_subset}" + ("" if args.augment else "-noaug")
-    names = {
-        label: f"{label.lower().replace('+', '-')}-{setting}-seed{args.seed}"
+    if args.architecture != "small_cnn":
+        setting += f"-{args.architecture.replace('_', '-')}"
+    grid = {
+        f"{_slug(label)}-{setting}-seed{seed}": (label, seed, methods[label])
         for label in args.methods
+        for seed in args.seeds
     }
-    grid = {names[label]: METHODS[label] + common for label in args.methods}
     runs = Path(args.runs)
     archive = archive_folder(args)
-    histories = ensure_runs(runs, grid, args.jobs, train=not args.report_only, archive=archive)
+    if args.report_only:
+        for name in [n for n in grid if not has_history(runs, n, archive)]:
+            print(f"not trained yet: {name}")
+            del grid[name]
+    histories = ensure_runs(
+        runs,
+        {n: flags + common + ["--seed", str(seed)] for n, (_, seed, flags) in grid.items()},
+        args.jobs,
+        train=not args.report_only,
+        archive=archive,
+    )
     groups = {}
     print(
-        "| method | best PGD-20 (val) | epoch | last PGD-20 (val) | gap | final dE(x) | "
-        "first alarm |"
+        "| method | seed | best PGD-20 (val) | epoch | last PGD-20 (val) | gap |"
+        " gap of 5-epoch means | last train-adversarial acc | final dE(x) | first alarm |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for label, name in names.items():
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, (label, seed, _) in grid.items():
         hist = histories[name]
-        groups[label] = [(label, hist)]
+        if len(hist) < args.epochs:
+            label = f"{label} ({len(hist)} of {args.epochs} epochs)"
+        groups.setdefault(label, []).append((f"seed {seed}", hist))
         best = max(hist, key=lambda h: h["val_pgd_acc"])
         last = hist[-1]
         print(
-            f"| {label} | {best['val_pgd_acc']:.3f} | {best['epoch']} | "
+            f"| {label} | {seed} | {best['val_pgd_acc']:.3f} | {best['epoch']} | "
             f"{last['val_pgd_acc']:.3f} | {best['val_pgd_acc'] - last['val_pgd_acc']:.3f} | "
+            f"{smoothed_gap(hist):.3f} | {last['train_acc']:.3f} | "
             f"{last['delta_energy']:+.3f} | {first_alarm(hist)} |"
         )
     plot_runs(
@@ -110,8 +170,15 @@ def main() -> None:
         Path(args.figure),
         f"Robust overfitting, {args.train_subset} Fashion-MNIST images"
         + ("" if args.augment else " (no augmentation)")
-        + f", eps={args.epsilon}",
+        + f", {args.architecture}, eps={args.epsilon}",
     )
+
+
+def _slug(label: str) -> str:
+    """A run folder from a method label: "PGD-AT+DER[pgd2,joint]" -> pgd-at-der-pgd2-joint."""
+    for old, new in (("+", "-"), ("[", "-"), (",", "-"), ("]", "")):
+        label = label.replace(old, new)
+    return label.lower()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def test_registry_names() -> None:
         "wrn-28-10",
         "wrn-34-10",
         "small_cnn",
+        "small_cnn_wide",
     }
 
 
@@ -68,6 +69,21 @@ def test_small_cnn_contract(in_channels: int, image_size: int) -> None:
     model = build_backbone("small_cnn", NUM_CLASSES, in_channels, image_size)
     _check_contract(model, in_channels, image_size)
     assert model.feature_dim == 200
+
+
+def test_small_cnn_wide_widens_only_the_mlp() -> None:
+    wide = build_backbone("small_cnn_wide", NUM_CLASSES, 1, 28)
+    _check_contract(wide, 1, 28)
+    assert wide.feature_dim == 1024
+    small = build_backbone("small_cnn", NUM_CLASSES, 1, 28)
+    conv_params = [sum(p.numel() for p in m.body.parameters()) for m in (small, wide)]
+    assert conv_params[0] == conv_params[1]
+
+
+def test_small_cnn_width_multiplies_the_channels() -> None:
+    model = SmallCNN(NUM_CLASSES, 1, 28, width=2)
+    _check_contract(model, 1, 28)
+    assert model.body[-2][0].out_channels == 128
 
 
 @pytest.mark.parametrize("in_channels,image_size", [(3, 32), (1, 28), (3, 64)])

@@ -76,6 +76,17 @@ def test_one_der_variant_can_be_picked_and_a_misspelt_one_is_refused(co):
         co.der_grid(["pgd3,joint"])
 
 
+def test_der_goes_on_any_single_step_base_with_the_bases_own_flags(co):
+    grid = co.der_grid(["pgd2,joint"], ["RS-FGSM", "N-FGSM"])
+    assert list(grid) == ["RS-FGSM+DER[pgd2,joint]", "N-FGSM+DER[pgd2,joint]"]
+    flags = grid["N-FGSM+DER[pgd2,joint]"]
+    assert flags[:2] == ["--method", "n_fgsm"]
+    assert flags[flags.index("--der-at") + 1] == "pgd2"
+    assert co._slug("RS-FGSM+DER[pgd2,joint]") == "rs-fgsm-der-pgd2-joint"
+    with pytest.raises(SystemExit, match="not one of"):
+        co.der_grid(["pgd2,joint"], ["PGD-2"])
+
+
 def test_the_cost_matched_pgd2_baseline_steps_half_the_ball(co):
     flags = co.method_flags(co.METHODS["PGD-2"], 0.15)
     assert flags[flags.index("--alpha") + 1] == "0.075"

@@ -10,6 +10,9 @@ the dataset normalisation (none for WEAT, docs/methods.md 2.5) before calling th
 * ``wrn-28-10``       WideResNet-28-10 (Zagoruyko & Komodakis 2016)
 * ``wrn-34-10``       WideResNet-34-10, the TRADES / RobustBench CIFAR reference
 * ``small_cnn``       small CNN for 28x28 inputs, trainable on CPU
+* ``small_cnn_wide``  the same with a 1024-wide MLP: six times the parameters (4.3M) for about
+                      the same step time, so it memorises a small training subset (robust
+                      overfitting on a CPU)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ ARCHITECTURES = Registry(
         "wrn-28-10": partial(WideResNet, depth=28, widen_factor=10),
         "wrn-34-10": partial(WideResNet, depth=34, widen_factor=10),
         "small_cnn": SmallCNN,
+        "small_cnn_wide": partial(SmallCNN, hidden_dim=1024),
     },
 )
 

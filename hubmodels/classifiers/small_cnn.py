@@ -27,7 +27,8 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Conv(32)x2 - pool - conv(64)x2 - pool - MLP(200, 200) - linear; ``feature_dim`` is 200."""
+    """Conv(32w)x2 - pool - conv(64w)x2 - pool - MLP(hidden, hidden) - linear, w = ``width``;
+    ``feature_dim`` is ``hidden_dim`` (200 by default)."""
 
     def __init__(
         self,
@@ -35,22 +36,24 @@ class SmallCNN(nn.Module):
         in_channels: int = 1,
         image_size: int = 28,
         hidden_dim: int = 200,
+        width: int = 1,
     ) -> None:
         super().__init__()
         if image_size <= 0 or image_size % 4 != 0:
             raise ValueError(f"SmallCNN needs an image size divisible by 4, got {image_size}")
         self.num_classes = num_classes
         self.image_size = image_size
+        c1, c2 = 32 * width, 64 * width
         self.body = nn.Sequential(
-            _conv_bn_relu(in_channels, 32),
-            _conv_bn_relu(32, 32),
+            _conv_bn_relu(in_channels, c1),
+            _conv_bn_relu(c1, c1),
             nn.MaxPool2d(2),
-            _conv_bn_relu(32, 64),
-            _conv_bn_relu(64, 64),
+            _conv_bn_relu(c1, c2),
+            _conv_bn_relu(c2, c2),
             nn.MaxPool2d(2),
         )
         # Padding keeps the size through each conv, so only the two pools shrink it.
-        flat_dim = 64 * (image_size // 4) ** 2
+        flat_dim = c2 * (image_size // 4) ** 2
         self.mlp = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat_dim, hidden_dim),
@@ -62,7 +65,7 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(hidden_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate representation (N, 200): the output of the second hidden Linear + ReLU."""
+        """Penultimate representation (N, hidden_dim): the second hidden Linear + ReLU."""
         return self.mlp(self.body(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

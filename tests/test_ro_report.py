@@ -1,0 +1,71 @@
+"""experiments/robust_overfitting.py names its runs and measures the overfitting gap right."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ro():
+    sys.path.insert(0, str(ROOT / "experiments"))  # the script imports its sibling grid.py
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "robust_overfitting", ROOT / "experiments" / "robust_overfitting.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    return module
+
+
+def _history(pgd: list[float]) -> list[dict]:
+    return [
+        dict(epoch=i + 1, val_pgd_acc=a, train_acc=0.9, delta_energy=-0.1, alarm=None)
+        for i, a in enumerate(pgd)
+    ]
+
+
+def test_the_smoothed_gap_sees_a_decline_and_ignores_one_lucky_epoch(ro):
+    flat_with_a_lucky_epoch = _history([0.60] * 10 + [0.66] + [0.60] * 9)
+    declining = _history(
+        [0.60 + 0.01 * i for i in range(10)] + [0.69 - 0.01 * i for i in range(10)]
+    )
+    plain_gap = 0.66 - 0.60
+    assert ro.smoothed_gap(flat_with_a_lucky_epoch) == pytest.approx(plain_gap / 5)
+    # best window 0.67 0.68 0.69 0.69 0.68, last 0.64 ... 0.60
+    assert ro.smoothed_gap(declining) == pytest.approx(0.682 - 0.62)
+    assert math.isnan(ro.smoothed_gap(_history([0.5, 0.6])))
+
+
+def test_the_report_reads_archived_runs_by_architecture_and_der_variant(
+    ro, tmp_path, monkeypatch, capsys
+):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in (
+        "pgd-at-n500-noaug-small-cnn-wide-seed1",
+        "pgd-at-der-pgd2-joint-n500-noaug-small-cnn-wide-seed1",
+    ):
+        lines = [json.dumps(h) for h in _history([0.5, 0.7, 0.6])]
+        (archive / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["robust_overfitting.py", "--architecture", "small_cnn_wide", "--train-subset", "500"]
+    argv += ["--no-augment", "--epochs", "3", "--seeds", "1", "--der", "pgd2,joint"]
+    argv += ["--methods", "PGD-AT", "PGD-AT+DER", "TRADES", "--report-only"]
+    argv += ["--runs", str(tmp_path / "runs"), "--archive", str(archive)]
+    argv += ["--figure", str(tmp_path / "ro.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    ro.main()
+    out = capsys.readouterr().out
+    assert "not trained yet: trades-n500-noaug-small-cnn-wide-seed1" in out
+    assert "| PGD-AT | 1 | 0.700 | 2 | 0.600 | 0.100 |" in out
+    assert "| PGD-AT+DER[pgd2,joint] | 1 |" in out
+    assert (tmp_path / "ro.png").is_file()
