@@ -35,6 +35,8 @@ METHODS = {
     "PGD-AT": ["--method", "pgd_at"],
     "TRADES": ["--method", "trades"],
     "WEAT_adv": ["--method", "weat_adv"],
+    # WEAT's weighted sum divided by the sum of the weights, not by B: TRADES's step size.
+    "WEAT_adv[weights]": ["--method", "weat_adv", "--weat-reduction", "weights"],
     "PGD-AT+DER": ["--method", "pgd_at", "--der-lambda", "1"],
 }
 
@@ -66,7 +68,12 @@ def main() -> None:
         default="small_cnn",
         help="small_cnn_wide memorises a small subset sooner at about the same cost",
     )
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=["PGD-AT", "TRADES", "WEAT_adv", "PGD-AT+DER"],
+    )
     parser.add_argument(
         "--der",
         default="adversarial,squared",
