@@ -13,8 +13,9 @@ prints the table of final and best PGD-20 validation accuracy and the first alar
 
 ``--der-grid`` adds FGSM+DER for every point where the gap is measured (adversarial, uniform,
 pgd2) x every form (squared, joint, relative) at lambda 1 (``--der-grid pgd2,joint``: one of
-them; ``--der-base RS-FGSM N-FGSM``: DER on those instead of FGSM); ``--attack-bn train`` runs every single-step method with BatchNorm on batch statistics
-during its attack, as fast-AT code does.
+them; ``--der-base RS-FGSM N-FGSM``: DER on those instead of FGSM); ``--attack-bn train``
+runs every single-step method with BatchNorm on batch statistics during its attack, as fast-AT
+code does.
 The table gives the collapse epoch (the first whose PGD-20 validation accuracy falls below a
 third of the best before it), the logit scale at the end (the natural logits' std over classes),
 the first epoch of the trainer's delta-energy alarm and whether it came before the collapse.

@@ -5,16 +5,24 @@ peaks and then falls while training accuracy keeps rising, and WEAT reports that
 negative for PGD-AT while staying near 0 for WEAT_adv. This script trains PGD-AT, TRADES,
 WEAT_adv and PGD-AT + DER with the piecewise schedule of Rice et al. on a training subset, plots
 the dE(x) curves next to the PGD validation error and prints best / last PGD-20 validation
-accuracy, their gap (the size of robust overfitting) and the first alarm epoch.
+accuracy, their gap (the size of robust overfitting; also of 5-epoch means, which a lucky epoch
+cannot inflate), the last training-adversarial accuracy (how far the subset is memorised) and
+the first alarm epoch.
 
     python experiments/robust_overfitting.py --train-subset 2000 --epochs 120 --jobs 4
-    python experiments/robust_overfitting.py --train-subset 1000 --no-augment --val-size 500
+    python experiments/robust_overfitting.py --train-subset 1000 --no-augment --val-size 500 \
         --epochs 60 --methods PGD-AT PGD-AT+DER WEAT_adv
+    python experiments/robust_overfitting.py --architecture small_cnn_wide --train-subset 500 \
+        --no-augment --val-size 500 --epochs 100 --der adversarial,joint --seeds 0 1 \
+        --runs runs/ro-cpu --jobs 2
 
 An epoch of each run took 2.2 s for the first (four runs at once on one H100) and about 12.5 s
-for the second (one at a time on the 2-core CPU). Interrupted? Run the same command again:
-finished runs are skipped, others resume, and runs archived in experiments/results/<name of
---runs>/ (committed) are read from there.
+for the second (one at a time on the 2-core CPU); the third, the regime that memorises its
+subset (docs/experiments.md), 24-36 s per run with one CPU thread each. ``--der POINT,FORM``
+picks the DER variant (the trainer's ``--der-at``, ``--der-form``), ``--methods`` may add
+WEAT_adv[weights] (WEAT's sum divided by the sum of the weights: TRADES's step size).
+Interrupted? Run the same command again: finished runs are skipped, others resume, and runs
+archived in experiments/results/<name of --runs>/ (committed) are read from there.
 """
 
 from __future__ import annotations
