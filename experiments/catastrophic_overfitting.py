@@ -39,7 +39,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from grid import add_archive_option, archive_folder, ensure_runs, has_history, plot_runs
+from grid import add_archive_option, archive_folder, drop_untrained, ensure_runs, plot_runs
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
@@ -202,6 +202,8 @@ def main() -> None:
             for eps in args.sweep
             for seed in args.seeds
         }
+        if args.report_only:
+            drop_untrained(sweep, runs, archive)
         histories = ensure_runs(
             runs,
             {
@@ -234,10 +236,7 @@ def main() -> None:
         for seed in args.seeds
     }
     if args.report_only:  # tabulate what has been trained so far
-        missing = [n for n in grid if not has_history(runs, n, archive)]
-        for name in missing:
-            print(f"not trained yet: {name}")
-            del grid[name]
+        drop_untrained(grid, runs, archive)
     histories = ensure_runs(
         runs,
         {

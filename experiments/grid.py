@@ -112,6 +112,13 @@ def has_history(runs: Path, name: str, archive: Path | None = None) -> bool:
     return in_archive or (runs / name / "metrics.jsonl").is_file()
 
 
+def drop_untrained(grid: dict, runs: Path, archive: Path | None = None) -> None:
+    """For a report of runs as they stand: leave out (and name) those with no epoch logged."""
+    for name in [n for n in grid if not has_history(runs, n, archive)]:
+        print(f"not trained yet: {name}")
+        del grid[name]
+
+
 def history(out: Path) -> list[dict]:
     log = out / "metrics.jsonl"
     if not log.is_file():

@@ -33,9 +33,9 @@ from pathlib import Path
 from grid import (
     add_archive_option,
     archive_folder,
+    drop_untrained,
     ensure_runs,
     first_alarm,
-    has_history,
     plot_runs,
 )
 
@@ -151,9 +151,7 @@ def main() -> None:
     runs = Path(args.runs)
     archive = archive_folder(args)
     if args.report_only:
-        for name in [n for n in grid if not has_history(runs, n, archive)]:
-            print(f"not trained yet: {name}")
-            del grid[name]
+        drop_untrained(grid, runs, archive)
     histories = ensure_runs(
         runs,
         {n: flags + common + ["--seed", str(seed)] for n, (_, seed, flags) in grid.items()},

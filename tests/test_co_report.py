@@ -4,6 +4,7 @@ delta-energy alarm (not the PGD-collapse alarm) and whether that alarm warned in
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -91,3 +92,22 @@ def test_the_cost_matched_pgd2_baseline_steps_half_the_ball(co):
     flags = co.method_flags(co.METHODS["PGD-2"], 0.15)
     assert flags[flags.index("--alpha") + 1] == "0.075"
     assert flags[flags.index("--attack-steps") + 1] == "2"
+
+
+def test_a_report_only_sweep_plots_the_runs_it_has_and_names_the_rest(
+    co, tmp_path, monkeypatch, capsys
+):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    hist = [dict(h, train_acc=0.5, delta_energy=-0.1) for h in _history([0.3, 0.4, 0.1])]
+    lines = "\n".join(json.dumps(h) for h in hist) + "\n"
+    (archive / "sweep-rs-fgsm-eps0.25-seed0.jsonl").write_text(lines)
+    argv = ["catastrophic_overfitting.py", "--sweep", "0.25", "0.3", "--methods", "RS-FGSM"]
+    argv += ["--seeds", "0", "--report-only", "--runs", str(tmp_path / "runs")]
+    argv += ["--archive", str(archive), "--sweep-figure", str(tmp_path / "sweep.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    co.main()
+    out = capsys.readouterr().out
+    assert "not trained yet: sweep-rs-fgsm-eps0.3-seed0" in out
+    assert "RS-FGSM eps 0.25 seed 0" in out and "0.10/0.50" in out
+    assert (tmp_path / "sweep.png").is_file()
