@@ -138,6 +138,9 @@ def first_alarm(history: list[dict]) -> str:
 def plot_runs(groups: dict[str, list[tuple[str, list[dict]]]], path: Path, title: str) -> None:
     """One panel per group, up to three a row: PGD validation error (left axis) and dE(x) (right)
     per run, with a red line where each run's CO/RO alarm first fired."""
+    if not groups:
+        print(f"no runs to plot: {path} not written")
+        return
     import matplotlib
 
     matplotlib.use("Agg")

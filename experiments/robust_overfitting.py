@@ -143,6 +143,8 @@ def main() -> None:
     setting = f"n{args.train_subset}" + ("" if args.augment else "-noaug")
     if args.architecture != "small_cnn":
         setting += f"-{args.architecture.replace('_', '-')}"
+    if args.epsilon != 0.1:  # the default keeps the names of runs made before this option
+        setting += f"-eps{args.epsilon:g}"
     grid = {
         f"{_slug(label)}-{setting}-seed{seed}": (label, seed, methods[label])
         for label in args.methods

@@ -95,3 +95,9 @@ def test_a_thread_count_set_by_the_caller_wins(grid, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     grid.ensure_runs(tmp_path / "runs", {"a": []}, jobs=1)
     assert calls[0]["env"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_report_with_nothing_trained_yet_writes_no_figure_and_says_so(grid, tmp_path, capsys):
+    grid.plot_runs({}, tmp_path / "empty.png", "nothing yet")
+    assert not (tmp_path / "empty.png").exists()
+    assert "no runs to plot" in capsys.readouterr().out

@@ -52,20 +52,20 @@ def test_the_report_reads_archived_runs_by_architecture_and_der_variant(
     archive = tmp_path / "archive"
     archive.mkdir()
     for name in (
-        "pgd-at-n500-noaug-small-cnn-wide-seed1",
-        "pgd-at-der-pgd2-joint-n500-noaug-small-cnn-wide-seed1",
+        "pgd-at-n500-noaug-small-cnn-wide-eps0.2-seed1",
+        "pgd-at-der-pgd2-joint-n500-noaug-small-cnn-wide-eps0.2-seed1",
     ):
         lines = [json.dumps(h) for h in _history([0.5, 0.7, 0.6])]
         (archive / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
     argv = ["robust_overfitting.py", "--architecture", "small_cnn_wide", "--train-subset", "500"]
     argv += ["--no-augment", "--epochs", "3", "--seeds", "1", "--der", "pgd2,joint"]
-    argv += ["--methods", "PGD-AT", "PGD-AT+DER", "TRADES", "--report-only"]
+    argv += ["--methods", "PGD-AT", "PGD-AT+DER", "TRADES", "--report-only", "--epsilon", "0.2"]
     argv += ["--runs", str(tmp_path / "runs"), "--archive", str(archive)]
     argv += ["--figure", str(tmp_path / "ro.png")]
     monkeypatch.setattr(sys, "argv", argv)
     ro.main()
     out = capsys.readouterr().out
-    assert "not trained yet: trades-n500-noaug-small-cnn-wide-seed1" in out
+    assert "not trained yet: trades-n500-noaug-small-cnn-wide-eps0.2-seed1" in out
     assert "| PGD-AT | 1 | 0.700 | 2 | 0.600 | 0.100 |" in out
     assert "| PGD-AT+DER[pgd2,joint] | 1 |" in out
     assert (tmp_path / "ro.png").is_file()
