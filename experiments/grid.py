@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -179,7 +180,9 @@ def plot_runs(groups: dict[str, list[tuple[str, list[dict]]]], path: Path, title
         ax.set_ylabel("PGD-20 validation error", color="tab:blue")
         de_ax.set_ylabel("dE(x) on training images", color="tab:green")
         de_ax.axhline(0, color="grey", lw=0.5)
-    fig.suptitle(title + "   (red lines: CO/RO alarm)", fontsize=10)
+    # Wrapped so that a one-panel figure keeps its whole title (about 11 characters an inch).
+    title = textwrap.fill(title + "   (red lines: CO/RO alarm)", width=int(11 * 4.4 * cols))
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
