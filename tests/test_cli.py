@@ -117,5 +117,5 @@ def test_every_verbs_help_says_what_to_type_without_the_source(verb, capsys):
         assert "(default: " in text
     if verb == ["train"]:
         assert "fashion-mnist, imagefolder, mnist" in " ".join(text.split())  # names, listed
-        assert "small_cnn, wrn-28-10" in " ".join(text.split())
+        assert "small_cnn, small_cnn_wide, wrn-28-10" in " ".join(text.split())
     assert flags
