@@ -195,3 +195,17 @@ def fresh_app():
     sys.modules["app"] = module  # as an import would: gradio reads its components' source
     spec.loader.exec_module(module)
     return module
+
+
+def experiment_script(name: str):
+    """A script of experiments/ loaded as a module (they are scripts, not a package; each
+    imports its sibling grid.py, so that folder is on the path while it loads)."""
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module

@@ -3,28 +3,17 @@ delta-energy alarm (not the PGD-collapse alarm) and whether that alarm warned in
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def co():
-    sys.path.insert(0, str(ROOT / "experiments"))  # the script imports its sibling grid.py
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "catastrophic_overfitting", ROOT / "experiments" / "catastrophic_overfitting.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
-    return module
+    return experiment_script("catastrophic_overfitting")
 
 
 def _history(pgd: list[float], alarms: dict[int, str] | None = None) -> list[dict]:

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def ro():
-    sys.path.insert(0, str(ROOT / "experiments"))  # the script imports its sibling grid.py
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "robust_overfitting", ROOT / "experiments" / "robust_overfitting.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
-    return module
+    return experiment_script("robust_overfitting")
 
 
 def _history(pgd: list[float]) -> list[dict]:
