@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grid import add_archive_option, archive_folder, drop_untrained, ensure_runs, plot_runs
+from grid import slug as _slug
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
@@ -267,14 +268,6 @@ def main() -> None:
             f" {alarm or 'none'} | {warning(alarm, collapse)} |"
         )
     plot_runs(groups, Path(args.figure), f"Single-step AT on Fashion-MNIST, eps={args.epsilon}")
-
-
-def _slug(label: str) -> str:
-    """A run folder from a method label: "FGSM+DER[uniform,relative]" -> fgsm-der-uniform-relative
-    (older labels keep their folders: "FGSM+DER3" -> fgsm-der3)."""
-    for old, new in (("+", "-"), ("[", "-"), (",", "-"), ("]", "")):
-        label = label.replace(old, new)
-    return label.lower()
 
 
 if __name__ == "__main__":

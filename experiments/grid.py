@@ -120,6 +120,14 @@ def drop_untrained(grid: dict, runs: Path, archive: Path | None = None) -> None:
         del grid[name]
 
 
+def slug(label: str) -> str:
+    """A run folder from a method label: "FGSM+DER[uniform,relative]" -> fgsm-der-uniform-relative
+    (older labels keep their folders: "FGSM+DER3" -> fgsm-der3)."""
+    for old, new in (("+", "-"), ("[", "-"), (",", "-"), ("]", "")):
+        label = label.replace(old, new)
+    return label.lower()
+
+
 def history(out: Path) -> list[dict]:
     log = out / "metrics.jsonl"
     if not log.is_file():

@@ -38,6 +38,7 @@ from grid import (
     first_alarm,
     plot_runs,
 )
+from grid import slug as _slug
 
 METHODS = {
     "PGD-AT": ["--method", "pgd_at"],
@@ -105,17 +106,15 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
 
+    # A DER variant other than the default is named in the label (and so in its run folders);
+    # the default keeps the label and folders of the runs made before --der.
     methods = dict(METHODS)
-    der_at, _, der_form = args.der.partition(",")
-    if args.der != "adversarial,squared":  # the default keeps its old label and run folders
-        methods[f"PGD-AT+DER[{args.der}]"] = methods.pop("PGD-AT+DER") + [
-            "--der-at",
-            der_at,
-            "--der-form",
-            der_form,
-        ]
-        if "PGD-AT+DER" in args.methods:
-            args.methods[args.methods.index("PGD-AT+DER")] = f"PGD-AT+DER[{args.der}]"
+    labels = list(args.methods)
+    if args.der != "adversarial,squared":
+        der_at, _, der_form = args.der.partition(",")
+        der_label = f"PGD-AT+DER[{args.der}]"
+        methods[der_label] = METHODS["PGD-AT+DER"] + ["--der-at", der_at, "--der-form", der_form]
+        labels = [der_label if label == "PGD-AT+DER" else label for label in labels]
     common = [
         "--dataset",
         "fashion-mnist",
@@ -147,7 +146,7 @@ def main() -> None:
         setting += f"-eps{args.epsilon:g}"
     grid = {
         f"{_slug(label)}-{setting}-seed{seed}": (label, seed, methods[label])
-        for label in args.methods
+        for label in labels
         for seed in args.seeds
     }
     runs = Path(args.runs)
@@ -187,13 +186,6 @@ def main() -> None:
         + ("" if args.augment else " (no augmentation)")
         + f", {args.architecture}, eps={args.epsilon}",
     )
-
-
-def _slug(label: str) -> str:
-    """A run folder from a method label: "PGD-AT+DER[pgd2,joint]" -> pgd-at-der-pgd2-joint."""
-    for old, new in (("+", "-"), ("[", "-"), (",", "-"), ("]", "")):
-        label = label.replace(old, new)
-    return label.lower()
 
 
 if __name__ == "__main__":
