@@ -96,6 +96,13 @@ def main() -> None:
         default=True,
         help="random crop + flip; --no-augment lets a small model memorise sooner",
     )
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="fraction of the subset's labels given a wrong class (robust overfitting appears "
+        "with noisy labels where it does not with clean ones)",
+    )
     parser.add_argument("--val-size", type=int, default=1000, help="validation images per epoch")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4)")
     parser.add_argument(
@@ -137,13 +144,17 @@ def main() -> None:
         "--val-size",
         str(args.val_size),
         "--augment" if args.augment else "--no-augment",
+        "--label-noise",
+        str(args.label_noise),
         "--no-fit-prior",  # read for robustness, never sampled from
     ]
     setting = f"n{args.train_subset}" + ("" if args.augment else "-noaug")
     if args.architecture != "small_cnn":
         setting += f"-{args.architecture.replace('_', '-')}"
-    if args.epsilon != 0.1:  # the default keeps the names of runs made before this option
+    if args.epsilon != 0.1:  # the defaults keep the names of runs made before these options
         setting += f"-eps{args.epsilon:g}"
+    if args.label_noise:
+        setting += f"-noise{args.label_noise:g}"
     grid = {
         f"{_slug(label)}-{setting}-seed{seed}": (label, seed, methods[label])
         for label in labels
@@ -184,7 +195,8 @@ def main() -> None:
         Path(args.figure),
         f"Robust overfitting, {args.train_subset} Fashion-MNIST images"
         + ("" if args.augment else " (no augmentation)")
-        + f", {args.architecture}, eps={args.epsilon}",
+        + f", {args.architecture}, eps={args.epsilon}"
+        + (f", {args.label_noise:.0%} noisy labels" if args.label_noise else ""),
     )
 
 

@@ -22,6 +22,7 @@ from hubmodels.training.data import (
     DataSplits,
     available_datasets,
     load_dataset,
+    noisy_labels,
     split_indices,
 )
 from hubmodels.training.idx import IDXFormatError, read_idx, read_idx_pair
@@ -128,6 +129,36 @@ def test_train_subset_is_balanced_nested_and_outside_val(fmnist: DataSplits) -> 
 
 
 @needs_fmnist
+@needs_fmnist
+def test_label_noise_changes_only_training_labels(fmnist: DataSplits) -> None:
+    noisy = load_dataset("fashion-mnist", val_size=1000, seed=0, label_noise=0.3, augment=False)
+    clean = fmnist.train.labels
+    wrong = noisy.train.labels != clean
+    assert int(wrong.sum()) == round(0.3 * len(clean))
+    i = int(wrong.nonzero()[0])
+    assert noisy.train[i][1] == int(noisy.train.labels[i]) != int(clean[i])  # items carry it
+    assert torch.equal(noisy.val.labels, fmnist.val.labels)
+    assert torch.equal(noisy.test.labels, fmnist.test.labels)
+    assert torch.equal(noisy.train.indices, fmnist.train.indices)  # same images, same split
+
+
+def test_noisy_labels_flip_an_exact_seeded_fraction_to_other_classes() -> None:
+    labels = torch.arange(10_000) % 10
+    a = noisy_labels(labels, 0.2, 10, seed=3)
+    moved = a != labels
+    assert int(moved.sum()) == 2000  # exactly round(0.2 n), and never onto the true class
+    assert torch.equal(a, noisy_labels(labels, 0.2, 10, seed=3))
+    assert not torch.equal(a, noisy_labels(labels, 0.2, 10, seed=4))
+    # symmetric: the shift to the wrong class is uniform over the other nine (200 each, ~13 sd)
+    shift = ((a - labels) % 10)[moved]
+    counts = torch.bincount(shift, minlength=10)
+    assert counts[0] == 0 and (counts[1:] - 2000 / 9).abs().max() < 60
+    assert torch.equal(noisy_labels(labels, 0.0, 10, seed=3), labels)
+    assert torch.equal(labels, torch.arange(10_000) % 10)  # the input is not modified
+    with pytest.raises(ValueError, match="fraction in"):
+        noisy_labels(labels, 1.2, 10, seed=0)
+
+
 def test_val_is_never_augmented_and_train_is(fmnist: DataSplits) -> None:
     torch.manual_seed(0)
     assert torch.equal(fmnist.val[0][0], fmnist.val[0][0])

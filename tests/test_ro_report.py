@@ -58,3 +58,29 @@ def test_the_report_reads_archived_runs_by_architecture_and_der_variant(
     assert "| PGD-AT | 1 | 0.700 | 2 | 0.600 | 0.100 |" in out
     assert "| PGD-AT+DER[pgd2,joint] | 1 |" in out
     assert (tmp_path / "ro.png").is_file()
+
+
+def test_label_noise_names_its_runs_and_reaches_the_trainer(ro, tmp_path, monkeypatch, capsys):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    name = "pgd-at-n500-noaug-small-cnn-wide-noise0.2-seed0"
+    (archive / f"{name}.jsonl").write_text(
+        "\n".join(json.dumps(h) for h in _history([0.5, 0.7, 0.6])) + "\n"
+    )
+    argv = ["robust_overfitting.py", "--architecture", "small_cnn_wide", "--train-subset", "500"]
+    argv += ["--no-augment", "--epochs", "3", "--methods", "PGD-AT", "--label-noise", "0.2"]
+    argv += ["--report-only", "--runs", str(tmp_path / "runs"), "--archive", str(archive)]
+    argv += ["--figure", str(tmp_path / "ro.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    seen = {}
+    real = ro.ensure_runs
+
+    def spy(runs, commands, *args, **kwargs):
+        seen.update(commands)
+        return real(runs, commands, *args, **kwargs)
+
+    monkeypatch.setattr(ro, "ensure_runs", spy)
+    ro.main()
+    assert "| PGD-AT | 0 | 0.700 | 2 | 0.600 | 0.100 |" in capsys.readouterr().out
+    flags = seen[name]
+    assert flags[flags.index("--label-noise") + 1] == "0.2"

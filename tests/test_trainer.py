@@ -163,8 +163,31 @@ def test_accelerate_launch_on_two_cpu_processes(tmp_path):
         ({"schedule": "cosine"}, "unknown schedule 'cosine'"),
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"epsilon": -0.1}, "must be non-negative"),
+        ({"label_noise": 1.5}, "label_noise is a fraction"),
     ],
 )
 def test_a_misspelt_recipe_fails_when_the_config_is_built(setting, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**setting)
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    """run_config.json of an older run lacks later fields (label_noise); they had the default."""
+    from hubmodels.training.trainer import _check_same_run
+
+    config = _config(tmp_path, "old", method="pgd_at", epochs=2)
+    saved = {k: v for k, v in config.to_dict().items() if k != "label_noise"}
+    (tmp_path / "run_config.json").write_text(json.dumps(saved))
+    _check_same_run(tmp_path / "run_config.json", config)  # no error
+    noisy = _config(tmp_path, "old", method="pgd_at", epochs=2, label_noise=0.2)
+    with pytest.raises(ValueError, match=r"label_noise: None -> 0.2"):
+        _check_same_run(tmp_path / "run_config.json", noisy)
+
+
+def test_noisy_labels_reach_training_and_the_card(tmp_path):
+    best = train(
+        _config(tmp_path, "noisy", method="standard", epochs=1, label_noise=0.25, fit_prior=False)
+    )
+    card = (best / "README.md").read_text()
+    assert "| label_noise | 0.2500 |" in card
+    assert json.loads((best / "config.json").read_text())["label_noise"] == 0.25

@@ -28,6 +28,9 @@ class TrainConfig:
     val_size: int = _opt("training images held out for model selection", 1000)
     train_subset: int | None = _opt("train on only this many images (class-balanced)", None)
     augment: bool = _opt("random crop (+flip where it makes sense)", True)
+    label_noise: float = _opt(
+        "fraction of training labels given a wrong class (seeded; val/test keep theirs)", 0.0
+    )
     normalize: bool = _opt("store the dataset mean/std in the model (WEAT uses none)", False)
     # model
     architecture: str = _opt("backbone: {architectures}", "small_cnn")
@@ -120,6 +123,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum", "val_size", "energy_subset"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.label_noise <= 1.0:
+            raise ValueError(f"label_noise is a fraction in [0, 1], got {self.label_noise}")
         if self.epsilon < 0 or self.der_lambda < 0:
             raise ValueError("epsilon and der_lambda must be non-negative")
 

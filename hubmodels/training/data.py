@@ -15,6 +15,11 @@ Splits (docs/methods.md 2.5):
   has images left). A smaller subset is always a prefix of a larger one for the same seed, which
   the robust-overfitting experiment relies on when it compares subset sizes.
 * **test** is the dataset's official test split (Tiny-ImageNet: its labelled ``val`` folder).
+* **label_noise** (0 by default) gives a fraction of the *training* labels a wrong class, chosen
+  uniformly among the other classes with a generator seeded by ``seed``: exactly
+  ``round(fraction * n)`` images, the same ones for the same seed and subset. Val and test keep
+  their true labels. Noisy labels make robust overfitting appear on data where it otherwise does
+  not (the robust-overfitting experiment, docs/experiments.md).
 
 Augmentation follows the WEAT recipe: RandomCrop(32, padding 4) + horizontal flip for CIFAR,
 RandomCrop(64, padding 4) + flip for Tiny-ImageNet. SVHN and MNIST are digits, so they get the
@@ -159,16 +164,24 @@ class SplitView(Dataset):
     """
 
     def __init__(
-        self, base: TensorImages | FileImages, indices: torch.Tensor, transform: Transform | None
+        self,
+        base: TensorImages | FileImages,
+        indices: torch.Tensor,
+        transform: Transform | None,
+        labels: torch.Tensor | None = None,
     ) -> None:
         self.base = base
         self.indices = indices.long()
         self.transform = transform
+        if labels is not None and len(labels) != len(self.indices):
+            raise ValueError(f"{len(labels)} labels for {len(self.indices)} indices")
+        # None: the store's labels. Given: these replace them (label noise), one per index.
+        self._labels = None if labels is None else labels.long()
 
     @property
     def labels(self) -> torch.Tensor:
         """The labels of this view, in order (for class means, balanced sampling, PCA priors)."""
-        return self.base.labels[self.indices]
+        return self.base.labels[self.indices] if self._labels is None else self._labels
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -177,7 +190,7 @@ class SplitView(Dataset):
         x, y = self.base[int(self.indices[i])]
         if self.transform is not None:
             x = self.transform(x)
-        return x, y
+        return x, y if self._labels is None else int(self._labels[i])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +235,28 @@ def split_indices(
             )
         rest = stratified_prefix(rest, labels[rest], train_subset)
     return rest, val
+
+
+def noisy_labels(
+    labels: torch.Tensor, fraction: float, num_classes: int, seed: int
+) -> torch.Tensor:
+    """A copy of ``labels`` with ``round(fraction * n)`` of them moved to another class.
+
+    Which labels, and the class each moves to (uniform over the other ``num_classes - 1``), are
+    drawn from a generator seeded by ``seed``, so a run is reproducible and a resumed run sees the
+    same labels. Symmetric noise: every wrong class is equally likely.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label noise must be a fraction in [0, 1], got {fraction}")
+    if num_classes < 2 and fraction > 0:
+        raise ValueError("label noise needs at least two classes")
+    out = labels.clone().long()
+    gen = torch.Generator().manual_seed(seed)
+    flipped = torch.randperm(len(out), generator=gen)[: round(fraction * len(out))]
+    # A shift of 1..C-1 classes (mod C) lands on each other class with equal probability.
+    shift = torch.randint(1, max(num_classes, 2), (len(flipped),), generator=gen)
+    out[flipped] = (out[flipped] + shift) % num_classes
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +306,7 @@ def load_dataset(
     download: bool = False,
     train_subset: int | None = None,
     image_size: int | None = None,
+    label_noise: float = 0.0,
 ) -> DataSplits:
     """Load a registered dataset and split it into train / val / test.
 
@@ -285,6 +321,8 @@ def load_dataset(
         train_subset: keep a class-balanced subset of this many training images.
         image_size: output side length for "imagefolder" (default 32); other datasets have a
             fixed size and only accept None or that size.
+        label_noise: give this fraction of the training labels a wrong class (seeded by
+            ``seed``); val and test are untouched.
 
     Raises:
         ValueError: unknown name or impossible sizes. FileNotFoundError: data missing.
@@ -301,8 +339,15 @@ def load_dataset(
     train_idx, val_idx = split_indices(
         source.train.labels, val_size=val_size, seed=seed, train_subset=train_subset
     )
+    train_labels = None
+    if label_noise:
+        train_labels = noisy_labels(
+            source.train.labels[train_idx], label_noise, source.info.num_classes, seed
+        )
     return DataSplits(
-        train=SplitView(source.train, train_idx, source.augment if augment else None),
+        train=SplitView(
+            source.train, train_idx, source.augment if augment else None, train_labels
+        ),
         val=SplitView(source.train, val_idx, None),
         test=SplitView(source.test, torch.arange(len(source.test)), None),
         info=source.info,

@@ -134,6 +134,7 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         "alpha",
         "seed",
         "train_subset",
+        "label_noise",
         "augment",
         "ema_decay",
         "command",
@@ -144,6 +145,8 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
     unused = set()
     if config.der_lambda == 0:
         unused |= {"der_lambda", "der_form", "der_at"}
+    if config.label_noise == 0:
+        unused.add("label_noise")
     if config.method not in ("trades", "weat_adv", "weat_nat"):
         unused.add("beta")
     if config.method not in ("weat_adv", "weat_nat"):
@@ -176,8 +179,12 @@ def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
     if not saved_config.is_file():
         return
     saved = json.loads(saved_config.read_text())
+    # A setting added after the run was saved is missing there; the run had its default.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     changed = sorted(
-        k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
+        k
+        for k, v in config.to_dict().items()
+        if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != v
     )
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(config, k)!r}" for k in changed)
@@ -188,11 +195,15 @@ def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
 
 
 def _fixed_subset(splits, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n un-augmented training images, the same every epoch (for the dE diagnostics)."""
+    """n un-augmented training images, the same every epoch (for the dE diagnostics).
+
+    Their labels are the ones training sees (noisy ones under ``label_noise``): the diagnostics
+    attack them the way the training attack does.
+    """
     train = splits.train
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
-    items = [train.base[int(train.indices[i])] for i in order]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+    images = torch.stack([train.base[int(train.indices[i])][0] for i in order])
+    return images, train.labels[order]
 
 
 def train(
@@ -225,6 +236,7 @@ def train(
         augment=config.augment,
         download=config.download,
         train_subset=config.train_subset,
+        label_noise=config.label_noise,
     )
     model = build_model(config, splits.info)
     if config.channels_last:  # saved weights are made contiguous again by save_pretrained
