@@ -345,9 +345,7 @@ def load_dataset(
             source.train.labels[train_idx], label_noise, source.info.num_classes, seed
         )
     return DataSplits(
-        train=SplitView(
-            source.train, train_idx, source.augment if augment else None, train_labels
-        ),
+        train=SplitView(source.train, train_idx, source.augment if augment else None, train_labels),
         val=SplitView(source.train, val_idx, None),
         test=SplitView(source.test, torch.arange(len(source.test)), None),
         info=source.info,
