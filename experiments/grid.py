@@ -120,6 +120,51 @@ def drop_untrained(grid: dict, runs: Path, archive: Path | None = None) -> None:
         del grid[name]
 
 
+def checkpoint_test_accuracy(
+    runs: Path, name: str, archive: Path | None, *, images: int, steps: int = 20
+) -> dict | None:
+    """Clean and PGD-``steps`` accuracy of run ``name``'s best and last checkpoints on the
+    first ``images`` test images, at the run's own epsilon: {"best": {...}, "last": {...}}.
+
+    The best checkpoint was picked on the validation split, so its validation accuracy carries
+    the luck of the pick; the test split does not. The result is cached next to the archived
+    history (``archive/NAME.test.json``, committed with it) and read from there when its
+    settings match; a run neither finished here nor cached gives None.
+    """
+    cached = archive / f"{name}.test.json" if archive is not None else None
+    settings = {"images": images, "pgd_steps": steps}
+    if cached is not None and cached.is_file():
+        result = json.loads(cached.read_text())
+        if all(result.get(k) == v for k, v in settings.items()):
+            return result
+    folder = runs / name
+    if not (folder / "last" / "config.json").is_file():
+        return None
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from hubmodels.classifiers import RobustClassifier
+    from hubmodels.metrics.robust_accuracy import accuracy, pgd_attack
+    from hubmodels.training.data import load_dataset
+
+    result = dict(settings)
+    for which in ("best", "last"):
+        model = RobustClassifier.from_pretrained(folder / which)
+        threat = model.config["threat_model"]
+        test = load_dataset(model.config["dataset"]).test
+        loader = DataLoader(Subset(test, range(min(images, len(test)))), batch_size=250)
+        torch.manual_seed(0)  # the attack's random start
+        attack = pgd_attack(threat["epsilon"], steps, norm=threat.get("norm", "linf"))
+        result[which] = {
+            "clean": accuracy(model, loader),
+            "pgd": accuracy(model, loader, attack),
+        }
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def slug(label: str) -> str:
     """A run folder from a method label: "FGSM+DER[uniform,relative]" -> fgsm-der-uniform-relative
     (older labels keep their folders: "FGSM+DER3" -> fgsm-der3)."""

@@ -6,8 +6,10 @@ negative for PGD-AT while staying near 0 for WEAT_adv. This script trains PGD-AT
 WEAT_adv and PGD-AT + DER with the piecewise schedule of Rice et al. on a training subset, plots
 the dE(x) curves next to the PGD validation error and prints best / last PGD-20 validation
 accuracy, their gap (the size of robust overfitting; also of 5-epoch means, which a lucky epoch
-cannot inflate), the last training-adversarial accuracy (how far the subset is memorised) and
-the first alarm epoch.
+cannot inflate), the last training-adversarial accuracy (how far the subset is memorised), the
+first alarm epoch, and the PGD-20 accuracy of the best and last checkpoints on the first
+``--test-images`` test images (the best epoch was picked on validation; the test split is not
+biased by that pick).
 
     python experiments/robust_overfitting.py --train-subset 2000 --epochs 120 --jobs 4
     python experiments/robust_overfitting.py --train-subset 1000 --no-augment --val-size 500 \
@@ -33,6 +35,7 @@ from pathlib import Path
 from grid import (
     add_archive_option,
     archive_folder,
+    checkpoint_test_accuracy,
     drop_untrained,
     ensure_runs,
     first_alarm,
@@ -104,6 +107,12 @@ def main() -> None:
         "with noisy labels where it does not with clean ones)",
     )
     parser.add_argument("--val-size", type=int, default=1000, help="validation images per epoch")
+    parser.add_argument(
+        "--test-images",
+        type=int,
+        default=1000,
+        help="test images on which the best and last checkpoints are attacked (PGD-20); 0: skip",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (GPU: 4)")
     parser.add_argument(
         "--report-only", action="store_true", help="tabulate and plot the runs as they are"
@@ -175,8 +184,9 @@ def main() -> None:
     print(
         "| method | seed | best PGD-20 (val) | epoch | last PGD-20 (val) | gap |"
         " gap of 5-epoch means | last train-adversarial acc | final dE(x) | first alarm |"
+        " test PGD-20 best / last checkpoint |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (label, seed, _) in grid.items():
         hist = histories[name]
         if len(hist) < args.epochs:
@@ -184,11 +194,15 @@ def main() -> None:
         groups.setdefault(label, []).append((f"seed {seed}", hist))
         best = max(hist, key=lambda h: h["val_pgd_acc"])
         last = hist[-1]
+        test = None
+        if args.test_images and len(hist) == args.epochs:
+            test = checkpoint_test_accuracy(runs, name, archive, images=args.test_images)
+        on_test = "–" if test is None else f"{test['best']['pgd']:.3f} / {test['last']['pgd']:.3f}"
         print(
             f"| {label} | {seed} | {best['val_pgd_acc']:.3f} | {best['epoch']} | "
             f"{last['val_pgd_acc']:.3f} | {best['val_pgd_acc'] - last['val_pgd_acc']:.3f} | "
             f"{smoothed_gap(hist):.3f} | {last['train_acc']:.3f} | "
-            f"{last['delta_energy']:+.3f} | {first_alarm(hist)} |"
+            f"{last['delta_energy']:+.3f} | {first_alarm(hist)} | {on_test} |"
         )
     plot_runs(
         groups,

@@ -101,3 +101,29 @@ def test_a_report_with_nothing_trained_yet_writes_no_figure_and_says_so(grid, tm
     grid.plot_runs({}, tmp_path / "empty.png", "nothing yet")
     assert not (tmp_path / "empty.png").exists()
     assert "no runs to plot" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
+)
+def test_best_and_last_checkpoints_are_attacked_on_test_images_once(grid, tmp_path):
+    import torch
+
+    from hubmodels import RobustClassifier
+
+    runs, archive = tmp_path / "runs", tmp_path / "archive"
+    torch.manual_seed(0)
+    threat = {"norm": "linf", "epsilon": 0.1}
+    for which in ("best", "last"):
+        model = RobustClassifier(dataset="fashion-mnist", threat_model=threat)
+        model.save_pretrained(runs / "r" / which)
+    result = grid.checkpoint_test_accuracy(runs, "r", archive, images=40, steps=2)
+    for which in ("best", "last"):
+        assert 0.0 <= result[which]["pgd"] <= result[which]["clean"] <= 1.0
+    assert json.loads((archive / "r.test.json").read_text()) == result
+    # A new machine without the weights reads the cached result; other settings need weights.
+    assert grid.checkpoint_test_accuracy(tmp_path / "gone", "r", archive, images=40, steps=2) == (
+        result
+    )
+    assert grid.checkpoint_test_accuracy(tmp_path / "gone", "r", archive, images=80) is None
