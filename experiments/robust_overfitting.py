@@ -21,7 +21,8 @@ biased by that pick).
 An epoch of each run took 2.2 s for the first (four runs at once on one H100) and about 12.5 s
 for the second (one at a time on the 2-core CPU); the third, the regime that memorises its
 subset (docs/experiments.md), 24-36 s per run with one CPU thread each. ``--der POINT,FORM``
-picks the DER variant (the trainer's ``--der-at``, ``--der-form``), ``--methods`` may add
+picks the DER variant (the trainer's ``--der-at``, ``--der-form``), ``--der-lambdas`` adds it at
+other weights, ``--methods`` may add
 WEAT_adv[weights] (WEAT's sum divided by the sum of the weights: TRADES's step size).
 Interrupted? Run the same command again: finished runs are skipped, others resume, and runs
 archived in experiments/results/<name of --runs>/ (committed) are read from there.
@@ -94,6 +95,13 @@ def main() -> None:
         "--der-form)",
     )
     parser.add_argument(
+        "--der-lambdas",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also PGD-AT+DER (the --der variant) at these weights, e.g. 3 10",
+    )
+    parser.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -126,11 +134,16 @@ def main() -> None:
     # the default keeps the label and folders of the runs made before --der.
     methods = dict(METHODS)
     labels = list(args.methods)
-    if args.der != "adversarial,squared":
-        der_at, _, der_form = args.der.partition(",")
-        der_label = f"PGD-AT+DER[{args.der}]"
-        methods[der_label] = METHODS["PGD-AT+DER"] + ["--der-at", der_at, "--der-form", der_form]
-        labels = [der_label if label == "PGD-AT+DER" else label for label in labels]
+    der_at, _, der_form = args.der.partition(",")
+    variant = "" if args.der == "adversarial,squared" else f"[{args.der}]"
+    variant_flags = ["--der-at", der_at, "--der-form", der_form] if variant else []
+    if variant:
+        methods[f"PGD-AT+DER{variant}"] = METHODS["PGD-AT+DER"] + variant_flags
+        labels = [f"PGD-AT+DER{variant}" if label == "PGD-AT+DER" else label for label in labels]
+    for lam in args.der_lambdas:  # other weights: "PGD-AT+DER3[adversarial,joint]"
+        label = f"PGD-AT+DER{lam:g}{variant}"
+        methods[label] = ["--method", "pgd_at", "--der-lambda", str(lam)] + variant_flags
+        labels.append(label)
     common = [
         "--dataset",
         "fashion-mnist",

@@ -84,3 +84,25 @@ def test_label_noise_names_its_runs_and_reaches_the_trainer(ro, tmp_path, monkey
     assert "| PGD-AT | 0 | 0.700 | 2 | 0.600 | 0.100 |" in capsys.readouterr().out
     flags = seen[name]
     assert flags[flags.index("--label-noise") + 1] == "0.2"
+
+
+def test_der_at_other_weights_gets_its_own_label_flags_and_folder(ro, tmp_path, monkeypatch):
+    argv = ["robust_overfitting.py", "--epochs", "3", "--methods", "PGD-AT+DER"]
+    argv += ["--der", "adversarial,joint", "--der-lambdas", "3", "--report-only"]
+    argv += ["--runs", str(tmp_path / "runs"), "--archive", str(tmp_path / "archive")]
+    argv += ["--figure", str(tmp_path / "ro.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    seen = {}
+
+    def trained(runs, commands, *args, **kwargs):
+        seen.update(commands)
+        return {name: _history([0.5, 0.7, 0.6]) for name in commands}
+
+    monkeypatch.setattr(ro, "drop_untrained", lambda grid, *a: None)
+    monkeypatch.setattr(ro, "ensure_runs", trained)
+    ro.main()
+    lam3 = seen["pgd-at-der3-adversarial-joint-n2000-seed0"]
+    lam1 = seen["pgd-at-der-adversarial-joint-n2000-seed0"]
+    for flags, lam in ((lam3, "3.0"), (lam1, "1")):
+        assert flags[flags.index("--der-lambda") + 1] == lam
+        assert flags[flags.index("--der-form") + 1] == "joint"
