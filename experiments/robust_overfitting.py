@@ -15,14 +15,15 @@ biased by that pick).
     python experiments/robust_overfitting.py --train-subset 1000 --no-augment --val-size 500 \
         --epochs 60 --methods PGD-AT PGD-AT+DER WEAT_adv
     python experiments/robust_overfitting.py --architecture small_cnn_wide --train-subset 500 \
-        --no-augment --val-size 500 --epochs 100 --der adversarial,joint --seeds 0 1 \
-        --runs runs/ro-cpu --jobs 2
+        --no-augment --val-size 500 --epochs 40 --label-noise 0.4 --seeds 0 1 \
+        --methods PGD-AT TRADES WEAT_adv WEAT_adv[weights] PGD-AT+DER \
+        --der adversarial,squared adversarial,joint --runs runs/ro-noise --jobs 2
 
 An epoch of each run took 2.2 s for the first (four runs at once on one H100) and about 12.5 s
-for the second (one at a time on the 2-core CPU); the third, the regime that memorises its
-subset (docs/experiments.md), 24-36 s per run with one CPU thread each. ``--der POINT,FORM``
-picks the DER variant (the trainer's ``--der-at``, ``--der-form``), ``--der-lambdas`` adds it at
-other weights, ``--methods`` may add
+for the second (one at a time on the 2-core CPU); the third, the regime where PGD-AT overfits
+robustly (40 % of the subset's labels wrong; docs/experiments.md), 22-27 s per run with one CPU
+thread each. ``--der POINT,FORM ...`` picks the DER variants (the trainer's ``--der-at``,
+``--der-form``), ``--der-lambdas`` adds them at other weights, ``--methods`` may add
 WEAT_adv[weights] (WEAT's sum divided by the sum of the weights: TRADES's step size).
 Interrupted? Run the same command again: finished runs are skipped, others resume, and runs
 archived in experiments/results/<name of --runs>/ (committed) are read from there.
@@ -89,10 +90,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--der",
-        default="adversarial,squared",
+        nargs="+",
+        default=["adversarial,squared"],
         metavar="POINT,FORM",
         help="where PGD-AT+DER measures the delta energy and its form (the trainer's --der-at, "
-        "--der-form)",
+        "--der-form); several give one PGD-AT+DER run per variant",
     )
     parser.add_argument(
         "--der-lambdas",
@@ -132,18 +134,34 @@ def main() -> None:
 
     # A DER variant other than the default is named in the label (and so in its run folders);
     # the default keeps the label and folders of the runs made before --der.
+    variants = []  # (label suffix, trainer flags) per --der variant
+    for der in args.der:
+        der_at, _, der_form = der.partition(",")
+        default = der == "adversarial,squared"
+        variants.append(
+            (
+                "" if default else f"[{der}]",
+                [] if default else ["--der-at", der_at, "--der-form", der_form],
+            )
+        )
     methods = dict(METHODS)
-    labels = list(args.methods)
-    der_at, _, der_form = args.der.partition(",")
-    variant = "" if args.der == "adversarial,squared" else f"[{args.der}]"
-    variant_flags = ["--der-at", der_at, "--der-form", der_form] if variant else []
-    if variant:
-        methods[f"PGD-AT+DER{variant}"] = METHODS["PGD-AT+DER"] + variant_flags
-        labels = [f"PGD-AT+DER{variant}" if label == "PGD-AT+DER" else label for label in labels]
+    labels = []
+    for label in args.methods:
+        if label != "PGD-AT+DER":
+            labels.append(label)
+            continue
+        for suffix, flags in variants:
+            methods[label + suffix] = METHODS[label] + flags
+            labels.append(label + suffix)
     for lam in args.der_lambdas:  # other weights: "PGD-AT+DER3[adversarial,joint]"
-        label = f"PGD-AT+DER{lam:g}{variant}"
-        methods[label] = ["--method", "pgd_at", "--der-lambda", str(lam)] + variant_flags
-        labels.append(label)
+        for suffix, flags in variants:
+            methods[f"PGD-AT+DER{lam:g}{suffix}"] = [
+                "--method",
+                "pgd_at",
+                "--der-lambda",
+                str(lam),
+            ] + flags
+            labels.append(f"PGD-AT+DER{lam:g}{suffix}")
     common = [
         "--dataset",
         "fashion-mnist",

@@ -88,7 +88,8 @@ def test_label_noise_names_its_runs_and_reaches_the_trainer(ro, tmp_path, monkey
 
 def test_der_at_other_weights_gets_its_own_label_flags_and_folder(ro, tmp_path, monkeypatch):
     argv = ["robust_overfitting.py", "--epochs", "3", "--methods", "PGD-AT+DER"]
-    argv += ["--der", "adversarial,joint", "--der-lambdas", "3", "--report-only"]
+    argv += ["--der", "adversarial,joint", "adversarial,squared", "--der-lambdas", "3"]
+    argv += ["--report-only"]
     argv += ["--runs", str(tmp_path / "runs"), "--archive", str(tmp_path / "archive")]
     argv += ["--figure", str(tmp_path / "ro.png")]
     monkeypatch.setattr(sys, "argv", argv)
@@ -106,3 +107,7 @@ def test_der_at_other_weights_gets_its_own_label_flags_and_folder(ro, tmp_path, 
     for flags, lam in ((lam3, "3.0"), (lam1, "1")):
         assert flags[flags.index("--der-lambda") + 1] == lam
         assert flags[flags.index("--der-form") + 1] == "joint"
+    # the default variant keeps the folder of the runs made before --der (trainer defaults)
+    assert "--der-form" not in seen["pgd-at-der-n2000-seed0"]
+    assert "--der-form" not in seen["pgd-at-der3-n2000-seed0"]
+    assert len(seen) == 4
