@@ -215,9 +215,9 @@ def main() -> None:
     print(
         "| method | seed | best PGD-20 (val) | epoch | last PGD-20 (val) | gap |"
         " gap of 5-epoch means | last train-adversarial acc | final dE(x) | first alarm |"
-        " test PGD-20 best / last checkpoint |"
+        " test PGD-20 best / last checkpoint | test clean best / last |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, (label, seed, _) in grid.items():
         hist = histories[name]
         if len(hist) < args.epochs:
@@ -228,12 +228,16 @@ def main() -> None:
         test = None
         if args.test_images and len(hist) == args.epochs:
             test = checkpoint_test_accuracy(runs, name, archive, images=args.test_images)
-        on_test = "–" if test is None else f"{test['best']['pgd']:.3f} / {test['last']['pgd']:.3f}"
+        on_test = {
+            kind: "–" if test is None else f"{test['best'][kind]:.3f} / {test['last'][kind]:.3f}"
+            for kind in ("pgd", "clean")
+        }
         print(
             f"| {label} | {seed} | {best['val_pgd_acc']:.3f} | {best['epoch']} | "
             f"{last['val_pgd_acc']:.3f} | {best['val_pgd_acc'] - last['val_pgd_acc']:.3f} | "
             f"{smoothed_gap(hist):.3f} | {last['train_acc']:.3f} | "
-            f"{last['delta_energy']:+.3f} | {first_alarm(hist)} | {on_test} |"
+            f"{last['delta_energy']:+.3f} | {first_alarm(hist)} | {on_test['pgd']} | "
+            f"{on_test['clean']} |"
         )
     plot_runs(
         groups,
