@@ -190,4 +190,4 @@ def test_noisy_labels_reach_training_and_the_card(tmp_path):
     )
     card = (best / "README.md").read_text()
     assert "| label_noise | 0.2500 |" in card
-    assert json.loads((best / "config.json").read_text())["label_noise"] == 0.25
+    assert json.loads((best / "config.json").read_text())["training"]["label_noise"] == 0.25
