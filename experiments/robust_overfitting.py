@@ -55,6 +55,15 @@ METHODS = {
 }
 
 
+def der_variant(spec: str) -> tuple[str, list[str]]:
+    """ "POINT,FORM" -> (label suffix, trainer flags). The default variant adds neither, so its
+    runs keep the label and folders of the runs made before ``--der`` existed."""
+    if spec == "adversarial,squared":
+        return "", []
+    point, _, form = spec.partition(",")
+    return f"[{spec}]", ["--der-at", point, "--der-form", form]
+
+
 def smoothed_gap(history: list[dict], window: int = 5) -> float:
     """Best minus last PGD accuracy of the ``window``-epoch moving average.
 
@@ -132,18 +141,7 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/figures/robust_overfitting.png")
     args = parser.parse_args()
 
-    # A DER variant other than the default is named in the label (and so in its run folders);
-    # the default keeps the label and folders of the runs made before --der.
-    variants = []  # (label suffix, trainer flags) per --der variant
-    for der in args.der:
-        der_at, _, der_form = der.partition(",")
-        default = der == "adversarial,squared"
-        variants.append(
-            (
-                "" if default else f"[{der}]",
-                [] if default else ["--der-at", der_at, "--der-form", der_form],
-            )
-        )
+    variants = [der_variant(spec) for spec in args.der]
     methods = dict(METHODS)
     labels = []
     for label in args.methods:
@@ -155,13 +153,9 @@ def main() -> None:
             labels.append(label + suffix)
     for lam in args.der_lambdas:  # other weights: "PGD-AT+DER3[adversarial,joint]"
         for suffix, flags in variants:
-            methods[f"PGD-AT+DER{lam:g}{suffix}"] = [
-                "--method",
-                "pgd_at",
-                "--der-lambda",
-                str(lam),
-            ] + flags
-            labels.append(f"PGD-AT+DER{lam:g}{suffix}")
+            label = f"PGD-AT+DER{lam:g}{suffix}"
+            methods[label] = ["--method", "pgd_at", "--der-lambda", str(lam), *flags]
+            labels.append(label)
     common = [
         "--dataset",
         "fashion-mnist",

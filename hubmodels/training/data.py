@@ -248,13 +248,16 @@ def noisy_labels(
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"label noise must be a fraction in [0, 1], got {fraction}")
-    if num_classes < 2 and fraction > 0:
-        raise ValueError("label noise needs at least two classes")
     out = labels.clone().long()
+    n_flipped = round(fraction * len(out))
+    if n_flipped == 0:
+        return out
+    if num_classes < 2:
+        raise ValueError("label noise needs at least two classes")
     gen = torch.Generator().manual_seed(seed)
-    flipped = torch.randperm(len(out), generator=gen)[: round(fraction * len(out))]
+    flipped = torch.randperm(len(out), generator=gen)[:n_flipped]
     # A shift of 1..C-1 classes (mod C) lands on each other class with equal probability.
-    shift = torch.randint(1, max(num_classes, 2), (len(flipped),), generator=gen)
+    shift = torch.randint(1, num_classes, (n_flipped,), generator=gen)
     out[flipped] = (out[flipped] + shift) % num_classes
     return out
 
