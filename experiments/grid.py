@@ -148,13 +148,15 @@ def checkpoint_test_accuracy(
     from hubmodels.training.data import load_dataset
 
     result = dict(settings)
+    # Both checkpoints come from one run: one dataset and one threat model, read once.
+    config = json.loads((folder / "last" / "config.json").read_text())
+    test = load_dataset(config["dataset"]).test
+    loader = DataLoader(Subset(test, range(min(images, len(test)))), batch_size=250)
+    threat = config["threat_model"]
+    attack = pgd_attack(threat["epsilon"], steps, norm=threat.get("norm", "linf"))
     for which in ("best", "last"):
         model = RobustClassifier.from_pretrained(folder / which)
-        threat = model.config["threat_model"]
-        test = load_dataset(model.config["dataset"]).test
-        loader = DataLoader(Subset(test, range(min(images, len(test)))), batch_size=250)
         torch.manual_seed(0)  # the attack's random start
-        attack = pgd_attack(threat["epsilon"], steps, norm=threat.get("norm", "linf"))
         result[which] = {
             "clean": accuracy(model, loader),
             "pgd": accuracy(model, loader, attack),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FASHION_MNIST_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -104,7 +106,7 @@ def test_a_report_with_nothing_trained_yet_writes_no_figure_and_says_so(grid, tm
 
 
 @pytest.mark.skipif(
-    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    not FASHION_MNIST_DIR.is_dir(),
     reason="needs `apt-get install dataset-fashion-mnist` (.ci/run installs it)",
 )
 def test_best_and_last_checkpoints_are_attacked_on_test_images_once(grid, tmp_path):
