@@ -36,7 +36,9 @@ RECIPES = {
     "fmnist-smallcnn-pgdat": ["--method", "pgd_at", *ROBUST],
     "fmnist-smallcnn-trades": ["--method", "trades", *ROBUST],
     "fmnist-smallcnn-weat": ["--method", "weat_adv", *ROBUST],
-    "fmnist-smallcnn-der": ["--method", "pgd_at", "--der-lambda", "1", *ROBUST],
+    "fmnist-smallcnn-der": [
+        "--method", "pgd_at", "--der-lambda", "1", "--der-form", "joint", *ROBUST
+    ],
 }
 
 

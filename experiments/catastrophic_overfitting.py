@@ -44,7 +44,8 @@ from grid import slug as _slug
 
 METHODS = {  # label -> trainer flags
     "FGSM": ["--method", "fgsm"],
-    "FGSM+DER": ["--method", "fgsm", "--der-lambda", "1"],
+    # DER's first form here, the one its archived runs used (the trainer's default is now joint).
+    "FGSM+DER": ["--method", "fgsm", "--der-lambda", "1", "--der-form", "squared"],
     "RS-FGSM": ["--method", "rs_fgsm"],
     "N-FGSM": ["--method", "n_fgsm"],
     # The cost-matched baseline of DER at the pgd2 point: train on that point itself (two steps
@@ -60,7 +61,10 @@ def method_flags(flags: list[str], eps: float) -> list[str]:
 
 def der_variants(lambdas: list[float]) -> dict[str, list[str]]:
     """FGSM+DER at other weights (docs/methods.md 3.3 proposes sweeping lambda over 0.1 ... 10)."""
-    return {f"FGSM+DER{lam:g}": ["--method", "fgsm", "--der-lambda", str(lam)] for lam in lambdas}
+    return {
+        f"FGSM+DER{lam:g}": ["--method", "fgsm", "--der-lambda", str(lam), "--der-form", "squared"]
+        for lam in lambdas
+    }
 
 
 DER_POINTS = ("adversarial", "uniform", "pgd2")

@@ -24,7 +24,9 @@ for the second (one at a time on the 2-core CPU); the third, the regime where PG
 robustly (40 % of the subset's labels wrong; docs/experiments.md), 22-27 s per run with one CPU
 thread each. ``--der POINT,FORM ...`` picks the DER variants (the trainer's ``--der-at``,
 ``--der-form``), ``--der-lambdas`` adds them at other weights, ``--methods`` may add
-WEAT_adv[weights] (WEAT's sum divided by the sum of the weights: TRADES's step size).
+WEAT_adv[weights] (WEAT's sum divided by the sum of the weights: TRADES's step size), and
+``--label-smoothings`` PGD-AT with label smoothing (a plain confidence penalty, the control for
+how DER prevents robust overfitting here).
 Interrupted? Run the same command again: finished runs are skipped, others resume, and runs
 archived in experiments/results/<name of --runs>/ (committed) are read from there.
 """
@@ -56,10 +58,12 @@ METHODS = {
 
 
 def der_variant(spec: str) -> tuple[str, list[str]]:
-    """ "POINT,FORM" -> (label suffix, trainer flags). The default variant adds neither, so its
-    runs keep the label and folders of the runs made before ``--der`` existed."""
+    """ "POINT,FORM" -> (label suffix, trainer flags). The squared form at the adversarial, DER's
+    first form here, adds no suffix, so its runs keep the label and folders (and archives) of
+    the runs made before ``--der`` existed; its flag is explicit, for the trainer's default is
+    now the joint form."""
     if spec == "adversarial,squared":
-        return "", []
+        return "", ["--der-form", "squared"]
     point, _, form = spec.partition(",")
     return f"[{spec}]", ["--der-at", point, "--der-form", form]
 
@@ -113,6 +117,14 @@ def main() -> None:
         help="also PGD-AT+DER (the --der variant) at these weights, e.g. 3 10",
     )
     parser.add_argument(
+        "--label-smoothings",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also PGD-AT with label smoothing at these strengths (a confidence penalty: the "
+        "control for how DER prevents robust overfitting), e.g. 0.1 0.3",
+    )
+    parser.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -156,6 +168,10 @@ def main() -> None:
             label = f"PGD-AT+DER{lam:g}{suffix}"
             methods[label] = ["--method", "pgd_at", "--der-lambda", str(lam), *flags]
             labels.append(label)
+    for smoothing in args.label_smoothings:  # "PGD-AT+LS0.3"
+        label = f"PGD-AT+LS{smoothing:g}"
+        methods[label] = ["--method", "pgd_at", "--label-smoothing", str(smoothing)]
+        labels.append(label)
     common = [
         "--dataset",
         "fashion-mnist",

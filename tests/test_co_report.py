@@ -60,6 +60,12 @@ def test_the_der_grid_covers_every_point_and_form_with_its_own_run_folder(co):
     assert "fgsm-der-uniform-relative" in folders
 
 
+def test_the_archived_fgsm_der_labels_keep_the_squared_form_now_that_joint_is_the_default(co):
+    for flags in (co.METHODS["FGSM+DER"], *co.der_variants([3, 10]).values()):
+        assert flags[flags.index("--der-form") + 1] == "squared"
+        assert "--der-at" not in flags
+
+
 def test_one_der_variant_can_be_picked_and_a_misspelt_one_is_refused(co):
     assert list(co.der_grid(["pgd2,joint"])) == ["FGSM+DER[pgd2,joint]"]
     with pytest.raises(SystemExit, match="unknown DER variant"):

@@ -218,3 +218,25 @@ def test_single_step_attacks_in_train_mode_use_batch_statistics():
     assert not torch.equal(bn.running_mean, before)  # the attack's forward used the batch
     assert not model.training  # and the model comes back in the mode it had
     assert not torch.equal(train_adv, eval_adv)
+
+
+@pytest.mark.parametrize("method", ["standard", "pgd_at", "fgsm"])
+def test_label_smoothing_mixes_the_uniform_target_into_the_cross_entropy(method):
+    """CE with smoothing s = (1 - s) CE(y) + s * mean_k CE(k), on the logits the loss returns."""
+    model = tiny_classifier().eval()  # eval: the same logits on every forward pass
+    x, y = _batch()
+    torch.manual_seed(0)
+    plain = training_loss(method, model, x, y, ATTACK)
+    torch.manual_seed(0)  # the same random start, so the same adversarial
+    smoothed = training_loss(method, model, x, y, ATTACK, label_smoothing=0.3)
+    logits = plain.logits_nat if method == "standard" else plain.logits_adv
+    log_p = F.log_softmax(logits, dim=1)
+    expected = (0.7 * -log_p.gather(1, y[:, None]).squeeze(1) - 0.3 * log_p.mean(1)).mean()
+    assert torch.allclose(smoothed.loss, expected, atol=1e-6)
+    assert not torch.allclose(smoothed.loss, plain.loss)  # the flag did reach the loss
+
+
+def test_label_smoothing_is_refused_where_the_loss_is_not_one_cross_entropy():
+    x, y = _batch()
+    with pytest.raises(ValueError, match="label smoothing applies to"):
+        training_loss("trades", tiny_classifier(), x, y, ATTACK, label_smoothing=0.1)

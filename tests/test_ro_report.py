@@ -107,7 +107,36 @@ def test_der_at_other_weights_gets_its_own_label_flags_and_folder(ro, tmp_path, 
     for flags, lam in ((lam3, "3.0"), (lam1, "1")):
         assert flags[flags.index("--der-lambda") + 1] == lam
         assert flags[flags.index("--der-form") + 1] == "joint"
-    # the default variant keeps the folder of the runs made before --der (trainer defaults)
-    assert "--der-form" not in seen["pgd-at-der-n2000-seed0"]
-    assert "--der-form" not in seen["pgd-at-der3-n2000-seed0"]
+    # the squared variant keeps the folder of the runs made before --der, with an explicit form
+    # (the trainer's default is now joint)
+    for name in ("pgd-at-der-n2000-seed0", "pgd-at-der3-n2000-seed0"):
+        flags = seen[name]
+        assert flags[flags.index("--der-form") + 1] == "squared"
+        assert "--der-at" not in flags
     assert len(seen) == 4
+
+
+def test_label_smoothing_controls_get_their_own_label_flags_and_folder(ro, tmp_path, monkeypatch):
+    argv = ["robust_overfitting.py", "--epochs", "3", "--methods", "PGD-AT"]
+    argv += ["--label-smoothings", "0.1", "0.3", "--report-only"]
+    argv += ["--runs", str(tmp_path / "runs"), "--archive", str(tmp_path / "archive")]
+    argv += ["--figure", str(tmp_path / "ro.png")]
+    monkeypatch.setattr(sys, "argv", argv)
+    seen = {}
+
+    def trained(runs, commands, *args, **kwargs):
+        seen.update(commands)
+        return {name: _history([0.5, 0.7, 0.6]) for name in commands}
+
+    monkeypatch.setattr(ro, "drop_untrained", lambda grid, *a: None)
+    monkeypatch.setattr(ro, "ensure_runs", trained)
+    ro.main()
+    assert sorted(seen) == [
+        "pgd-at-ls0.1-n2000-seed0",
+        "pgd-at-ls0.3-n2000-seed0",
+        "pgd-at-n2000-seed0",
+    ]
+    flags = seen["pgd-at-ls0.3-n2000-seed0"]
+    assert flags[flags.index("--label-smoothing") + 1] == "0.3"
+    assert flags[flags.index("--method") + 1] == "pgd_at"
+    assert "--label-smoothing" not in seen["pgd-at-n2000-seed0"]

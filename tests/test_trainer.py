@@ -164,6 +164,8 @@ def test_accelerate_launch_on_two_cpu_processes(tmp_path):
         ({"epochs": 0}, "epochs must be at least 1"),
         ({"epsilon": -0.1}, "must be non-negative"),
         ({"label_noise": 1.5}, "label_noise is a fraction"),
+        ({"label_smoothing": 1.0}, r"label_smoothing is in \[0, 1\)"),
+        ({"label_smoothing": 0.1, "method": "trades"}, "label_smoothing applies to"),
     ],
 )
 def test_a_misspelt_recipe_fails_when_the_config_is_built(setting, message):
@@ -180,8 +182,23 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path)
     (tmp_path / "run_config.json").write_text(json.dumps(saved))
     _check_same_run(tmp_path / "run_config.json", config)  # no error
     noisy = _config(tmp_path, "old", method="pgd_at", epochs=2, label_noise=0.2)
-    with pytest.raises(ValueError, match=r"label_noise: None -> 0.2"):
+    with pytest.raises(ValueError, match=r"label_noise: 0.0 -> 0.2"):
         _check_same_run(tmp_path / "run_config.json", noisy)
+
+
+def test_a_der_run_saved_before_der_form_existed_resumes_as_squared(tmp_path):
+    """The DER form's default changed (squared -> joint): a run whose run_config.json has no
+    der_form trained with the squared one, so resuming it with today's default is refused."""
+    from hubmodels.training.trainer import _check_same_run
+
+    squared = _config(tmp_path, "old", method="pgd_at", epochs=2, der_lambda=1.0, der_form="squared")
+    saved = {k: v for k, v in squared.to_dict().items() if k != "der_form"}
+    (tmp_path / "run_config.json").write_text(json.dumps(saved))
+    _check_same_run(tmp_path / "run_config.json", squared)  # no error
+    default = _config(tmp_path, "old", method="pgd_at", epochs=2, der_lambda=1.0)
+    assert default.der_form == "joint"
+    with pytest.raises(ValueError, match=r"der_form: 'squared' -> 'joint'"):
+        _check_same_run(tmp_path / "run_config.json", default)
 
 
 def test_noisy_labels_reach_training_and_the_card(tmp_path):
@@ -191,3 +208,11 @@ def test_noisy_labels_reach_training_and_the_card(tmp_path):
     card = (best / "README.md").read_text()
     assert "| label_noise | 0.2500 |" in card
     assert json.loads((best / "config.json").read_text())["training"]["label_noise"] == 0.25
+
+
+def test_label_smoothing_reaches_the_card_only_when_it_is_used():
+    from hubmodels.training.trainer import recipe
+
+    smoothed = recipe(TrainConfig(method="pgd_at", label_smoothing=0.3))
+    assert smoothed["label_smoothing"] == 0.3
+    assert "label_smoothing" not in recipe(TrainConfig(method="pgd_at"))

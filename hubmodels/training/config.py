@@ -44,8 +44,15 @@ class TrainConfig:
         "(the sum of the weights, a weighted mean whose step size matches TRADES's)",
         "batch",
     )
+    label_smoothing: float = _opt(
+        "mix this much of the uniform target into CE (standard, pgd_at and the FGSM family)", 0.0
+    )
     der_lambda: float = _opt("DER weight lambda; 0 disables DER", 0.0)
-    der_form: str = _opt("DER penalty: squared | absolute | joint | hinge | relative", "squared")
+    der_form: str = _opt(
+        "DER penalty: joint (the best-supported, docs/experiments.md) | squared | absolute | "
+        "hinge | relative",
+        "joint",
+    )
     der_weighted: bool = _opt("weight each DER term by the WEAT weight w(x)", False)
     der_at: str = _opt(
         "where DER measures E(x) - E(x'): adversarial (the method's own) | uniform | pgd2",
@@ -92,6 +99,7 @@ class TrainConfig:
         # Checked here, not at the first training step, so a misspelt recipe fails before any
         # dataset download or GPU time. Imported here so this module stays free of torch.
         from hubmodels.training.losses import (
+            CE_METHODS,
             DER_FORMS,
             DER_POINTS,
             LOSSES,
@@ -125,6 +133,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label_noise is a fraction in [0, 1], got {self.label_noise}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing is in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.method not in CE_METHODS:
+            raise ValueError(f"label_smoothing applies to {CE_METHODS}, not {self.method!r}")
         if self.epsilon < 0 or self.der_lambda < 0:
             raise ValueError("epsilon and der_lambda must be non-negative")
 

@@ -80,28 +80,47 @@ def training_attack(method: str, attack: AttackSettings) -> AttackFn:
     )
 
 
-def standard_loss(model: nn.Module, x, y, attack: AttackSettings, **_) -> LossOutput:
+def standard_loss(
+    model: nn.Module, x, y, attack: AttackSettings, *, label_smoothing: float = 0.0, **_
+) -> LossOutput:
     """Plain cross-entropy on natural images: the non-robust reference."""
     logits = model(x)
-    return LossOutput(F.cross_entropy(logits, y), None, logits, None)
+    return LossOutput(
+        F.cross_entropy(logits, y, label_smoothing=label_smoothing), None, logits, None
+    )
 
 
 def pgd_at_loss(
-    model: nn.Module, x, y, attack: AttackSettings, *, attack_model: nn.Module | None = None, **_
+    model: nn.Module,
+    x,
+    y,
+    attack: AttackSettings,
+    *,
+    attack_model: nn.Module | None = None,
+    label_smoothing: float = 0.0,
+    **_,
 ) -> LossOutput:
-    """PGD-AT (Madry et al. 2018): CE on a multi-step CE-PGD adversarial, uniform start."""
+    """PGD-AT (Madry et al. 2018): CE on a multi-step CE-PGD adversarial, uniform start.
+
+    ``label_smoothing`` (Szegedy et al. 2016) mixes the one-hot target with the uniform one; the
+    attack still maximises the plain CE. It is our control for DER's confidence effect.
+    """
     x_adv = training_attack("pgd_at", attack)(attack_model or model, x, y)
     logits_adv = model(x_adv)
-    return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
+    loss = F.cross_entropy(logits_adv, y, label_smoothing=label_smoothing)
+    return LossOutput(loss, logits_adv, None, x_adv)
 
 
 def _single_step(name: str) -> LossFn:
     """FGSM-family AT (Goodfellow 2015, Wong et al. 2020, de Jorge et al. 2022): CE on x*."""
 
-    def loss(model, x, y, attack: AttackSettings, *, attack_model=None, **_) -> LossOutput:
+    def loss(
+        model, x, y, attack: AttackSettings, *, attack_model=None, label_smoothing=0.0, **_
+    ) -> LossOutput:
         x_adv = training_attack(name, attack)(attack_model or model, x, y)
         logits_adv = model(x_adv)
-        return LossOutput(F.cross_entropy(logits_adv, y), logits_adv, None, x_adv)
+        loss = F.cross_entropy(logits_adv, y, label_smoothing=label_smoothing)
+        return LossOutput(loss, logits_adv, None, x_adv)
 
     loss.__name__ = f"{name}_loss"
     loss.__doc__ = f"{name.upper()} adversarial training: cross-entropy on its adversarial."
@@ -205,6 +224,8 @@ LOSSES = Registry(
     },
 )
 
+# Methods whose loss is one cross-entropy on hard labels, the ones label smoothing applies to.
+CE_METHODS = ("standard", "pgd_at", *SINGLE_STEP)
 DER_FORMS = ("squared", "absolute", "joint", "hinge", "relative")
 # Where the DER gap is measured: at the method's own adversarial, a uniform point of the eps-ball
 # (for L-inf the RS-FGSM start), or a short CE-PGD point (2 steps of eps/2 from a uniform start).
@@ -216,14 +237,16 @@ def der_penalty(
     logits_nat: torch.Tensor,
     logits_adv: torch.Tensor,
     y: torch.Tensor,
-    form: str = "squared",
+    form: str = "joint",
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Delta Energy Regulariser, (1/B) sum_i r(dE_i), docs/methods.md 3.3 (all forms are [P]).
 
-    * "squared":  (E(x) - E(x*))^2                      (a, the default)
+    * "squared":  (E(x) - E(x*))^2                      (a; the default until December 2026)
     * "absolute": |E(x) - E(x*)|                         (b, robust to outliers)
-    * "joint":    (dE(x))^2 + (dE(x, y))^2               (c)
+    * "joint":    (dE(x))^2 + (dE(x, y))^2               (c, the default: the one form that
+      prevented robust overfitting in both seeds and, measured at a 2-step PGD point, the
+      catastrophic collapse of FGSM; docs/experiments.md)
     * "hinge":    max(0, -dE(x))^2                       (d, only the robust-overfitting sign)
     * "relative": dE(x)^2 on logits divided by s = sg(std_k f(x)_k), the natural logits'
       spread over classes, for x and x* alike (scale-free: multiplying the logits by any c
@@ -276,10 +299,11 @@ def training_loss(
     beta: float = 6.0,
     weat_reduction: str = "batch",
     der_lambda: float = 0.0,
-    der_form: str = "squared",
+    der_form: str = "joint",
     der_weighted: bool = False,
     der_at: str = "adversarial",
     attack_model: nn.Module | None = None,
+    label_smoothing: float = 0.0,
 ) -> LossOutput:
     """The base loss of ``method`` plus, when ``der_lambda > 0``, lambda times the DER penalty.
 
@@ -288,8 +312,17 @@ def training_loss(
     which costs one forward/backward, not an attack. Another ``der_at`` (``DER_POINTS``) costs
     one more forward (and, for "pgd2", two attack steps).
     """
+    if label_smoothing and method not in CE_METHODS:
+        raise ValueError(f"label smoothing applies to {CE_METHODS}, not {method!r}")
     out = LOSSES.lookup(method)(
-        model, x, y, attack, beta=beta, weat_reduction=weat_reduction, attack_model=attack_model
+        model,
+        x,
+        y,
+        attack,
+        beta=beta,
+        weat_reduction=weat_reduction,
+        attack_model=attack_model,
+        label_smoothing=label_smoothing,
     )
     if der_lambda > 0:
         if out.logits_adv is None:

@@ -135,6 +135,7 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         "seed",
         "train_subset",
         "label_noise",
+        "label_smoothing",
         "augment",
         "ema_decay",
         "command",
@@ -147,6 +148,8 @@ def recipe(config: TrainConfig) -> dict[str, Any]:
         unused |= {"der_lambda", "der_form", "der_at"}
     if config.label_noise == 0:
         unused.add("label_noise")
+    if config.label_smoothing == 0:
+        unused.add("label_smoothing")
     if config.method not in ("trades", "weat_adv", "weat_nat"):
         unused.add("beta")
     if config.method not in ("weat_adv", "weat_nat"):
@@ -172,6 +175,8 @@ def _loader(dataset, config: TrainConfig, shuffle: bool, batch_size: int) -> Dat
 
 # Settings that may change between a run and its resumption; any other change is refused.
 RESUMABLE_CHANGES = {"resume", "command", "push_to_hub", "num_workers", "eval_batch_size"}
+# Defaults that have changed, with the value a run saved before the setting existed trained with.
+EARLIER_DEFAULTS = {"der_form": "squared"}
 
 
 def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
@@ -179,15 +184,17 @@ def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
     if not saved_config.is_file():
         return
     saved = json.loads(saved_config.read_text())
-    # A setting added after the run was saved is missing there; the run had its default.
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # A setting added after the run was saved is missing there; the run had the default of the
+    # time (today's, unless it has changed since).
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | EARLIER_DEFAULTS
+    ran_with = {k: saved.get(k, defaults.get(k)) for k in config.to_dict()}
     changed = sorted(
         k
         for k, v in config.to_dict().items()
-        if k not in RESUMABLE_CHANGES and saved.get(k, defaults.get(k)) != v
+        if k not in RESUMABLE_CHANGES and ran_with[k] != v
     )
     if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(config, k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {ran_with[k]!r} -> {getattr(config, k)!r}" for k in changed)
         raise ValueError(
             f"cannot resume {saved_config.parent} with different settings ({details}); "
             "use the original flags or a new --output-dir"
@@ -377,6 +384,7 @@ def _train_one_epoch(
                 der_form=config.der_form,
                 der_weighted=config.der_weighted,
                 der_at=config.der_at,
+                label_smoothing=config.label_smoothing,
                 attack_model=raw_model,  # attacks need no gradient sync across processes
             )
             if not torch.isfinite(result.loss):
