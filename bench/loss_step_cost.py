@@ -21,10 +21,11 @@ import torch
 from hubmodels.classifiers import RobustClassifier
 from hubmodels.training.losses import AttackSettings, training_loss
 
-DER = dict(der_lambda=1.0)
+DER = dict(der_lambda=1.0)  # the trainer's defaults: the joint form at the method's adversarial
 METHODS = {  # label -> (method, DER settings of training_loss)
     "pgd_at": ("pgd_at", {}),
     "pgd_at+der": ("pgd_at", DER),
+    "pgd_at+der[squared]": ("pgd_at", dict(DER, der_form="squared")),
     "trades": ("trades", {}),
     "trades+der": ("trades", DER),
     "trades+der[uniform]": ("trades", dict(DER, der_at="uniform")),
@@ -38,6 +39,7 @@ METHODS = {  # label -> (method, DER settings of training_loss)
 }
 RATIOS = [  # (method, baseline, target)
     ("pgd_at+der", "pgd_at", 1.10),
+    ("pgd_at+der[squared]", "pgd_at", 1.10),
     ("trades+der", "trades", 1.10),
     ("trades+der[uniform]", "trades", 1.10),
     ("weat_adv+der", "weat_adv", 1.10),

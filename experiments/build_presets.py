@@ -31,14 +31,13 @@ from grid import ensure_run
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "hubmodels" / "presets"
 COMMON = ["--dataset", "fashion-mnist", "--epsilon", "0.1", "--lr", "0.05", "--seed", "0"]
 ROBUST = [*COMMON, "--attack-steps", "7", "--epochs", "8"]
+DER = ["--der-lambda", "1", "--der-form", "joint"]  # the form our experiments support best
 RECIPES = {
     "fmnist-smallcnn-standard": ["--method", "standard", *COMMON, "--epochs", "6"],
     "fmnist-smallcnn-pgdat": ["--method", "pgd_at", *ROBUST],
     "fmnist-smallcnn-trades": ["--method", "trades", *ROBUST],
     "fmnist-smallcnn-weat": ["--method", "weat_adv", *ROBUST],
-    "fmnist-smallcnn-der": [
-        "--method", "pgd_at", "--der-lambda", "1", "--der-form", "joint", *ROBUST
-    ],
+    "fmnist-smallcnn-der": ["--method", "pgd_at", *DER, *ROBUST],
 }
 
 

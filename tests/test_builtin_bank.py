@@ -142,14 +142,6 @@ def test_an_image_only_encoder_gets_image_keys_only(tmp_path):
     assert not bank.has_text and bank.image_embeds.shape[1] == encoder.embed_dim
 
 
-def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("HUBMODELS_CACHE", str(tmp_path / "mine"))
-    assert shipped.keys_cache_dir() == tmp_path / "mine"
-    monkeypatch.delenv("HUBMODELS_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert shipped.keys_cache_dir() == tmp_path / "xdg" / "hubmodels"
-
-
 # ------------------------------------------------------------------ the inverter's default
 
 

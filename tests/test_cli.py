@@ -62,6 +62,13 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
     card = (tmp_path / "ckpt" / "README.md").read_text()
     assert "autoattack_acc" in card and "fashion-mnist test set, first 48 images" in card
     RobustClassifier.from_pretrained(tmp_path / "ckpt")  # still loads strictly
+    # The same command again reads AutoAttack's finished batches instead of attacking them.
+    capsys.readouterr()
+    assert main([*argv, "--pgd-steps", "--save-to", str(tmp_path / "again")]) == 0
+    assert "autoattack: resuming from" in capsys.readouterr().out
+    again = json.loads((tmp_path / "again" / "config.json").read_text())["metrics"]
+    assert again["autoattack_acc"] == metrics["autoattack_acc"]
+    assert again["autoattack_seconds"] == metrics["autoattack_seconds"]  # the first run's cost
 
 
 def test_eval_of_a_broken_checkpoint_is_one_clear_line(tmp_path, capsys):

@@ -191,7 +191,9 @@ def test_a_der_run_saved_before_der_form_existed_resumes_as_squared(tmp_path):
     der_form trained with the squared one, so resuming it with today's default is refused."""
     from hubmodels.training.trainer import _check_same_run
 
-    squared = _config(tmp_path, "old", method="pgd_at", epochs=2, der_lambda=1.0, der_form="squared")
+    squared = _config(
+        tmp_path, "old", method="pgd_at", epochs=2, der_lambda=1.0, der_form="squared"
+    )
     saved = {k: v for k, v in squared.to_dict().items() if k != "der_form"}
     (tmp_path / "run_config.json").write_text(json.dumps(saved))
     _check_same_run(tmp_path / "run_config.json", squared)  # no error

@@ -32,13 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
     parser.add_argument("--device", help="default: cuda if available, else cpu")
     parser.add_argument("--save-to", help="folder to write the checkpoint with its metrics")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="attack every AutoAttack batch again instead of reading the ones an earlier run of "
+        "the same evaluation finished (kept in $HUBMODELS_CACHE/autoattack)",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    from hubmodels.cache import cache_dir
     from hubmodels.classifiers import RobustClassifier
+    from hubmodels.metrics.batch_ledger import BatchLedger
     from hubmodels.metrics.robust_accuracy import accuracy, evaluate_robustness
     from hubmodels.training.data import load_dataset
 
@@ -57,6 +65,15 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit("the checkpoint has no threat model: pass --epsilon (and --norm)")
     num_images = min(args.num_images, len(splits.test))
     loader = DataLoader(splits.test, batch_size=args.batch_size, shuffle=False)
+    # AutoAttack takes hours on a CPU: each finished batch is kept, so the same command resumes.
+    ledger = None
+    if not args.no_autoattack and not args.no_resume:
+        import torchattacks
+
+        identity = {"attack": f"torchattacks {torchattacks.__version__} AutoAttack standard"}
+        identity |= {"eps": eps, "norm": norm, "seed": 0}
+        identity |= {"dataset": dataset, "batch_size": args.batch_size}
+        ledger = BatchLedger(cache_dir() / "autoattack", model, identity)
     results = evaluate_robustness(
         model,
         loader,
@@ -68,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
         autoattack_eval=not args.no_autoattack,
         autoattack_images=args.autoattack_images,
         num_classes=model.config["num_classes"],
+        autoattack_ledger=ledger,
     )
     # The clean accuracy on a small fixed prefix of the test set, recorded so the test suite
     # can recheck in a second that the shipped weights are the ones that were measured.

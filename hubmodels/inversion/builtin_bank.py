@@ -37,6 +37,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from hubmodels.cache import cache_dir as default_cache_dir
 from hubmodels.hub import CheckpointError, save_safetensors
 from hubmodels.inversion.bank import ANCHOR_PREFIX, AnchorBank
 
@@ -82,13 +83,13 @@ def builtin_bank(
         embed_image: a photo's path -> its unit image embedding (the inverter's
             ``engine.image_embedding``, so keys live where the inverter's targets live).
         augment: the augmentation settings ``embed_image`` averages over (part of the cache key).
-        cache_dir: where keys are cached; default ``keys_cache_dir()``.
+        cache_dir: where keys are cached; default ``hubmodels.cache.cache_dir()``.
     """
     folder = folder or BUILTIN_DIR
     manifest = read_manifest(folder)
     photos = manifest["photos"]
     anchors = _read_anchors(folder / ANCHORS, len(photos))
-    cache = Path(cache_dir) if cache_dir is not None else keys_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"builtin-bank-keys-{_keys_digest(encoder, folder, augment)}.safetensors"
     keys = _read_keys(path, len(photos), encoder.embed_dim, encoder.has_text)
     if keys is None:
@@ -102,14 +103,6 @@ def builtin_bank(
         inr=manifest["inr"],
         text_embeds=keys.get("text_embeds"),
     )
-
-
-def keys_cache_dir() -> Path:
-    """``$HUBMODELS_CACHE``, else ``$XDG_CACHE_HOME/hubmodels``, else ``~/.cache/hubmodels``."""
-    if os.environ.get("HUBMODELS_CACHE"):
-        return Path(os.environ["HUBMODELS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hubmodels"
 
 
 # ------------------------------------------------------------------ internals

@@ -8,6 +8,7 @@ Every function puts the model in eval mode and restores its previous mode.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 
 from hubmodels import attacks
 from hubmodels.energy import delta_energy, marginal_energy
+from hubmodels.metrics.batch_ledger import BatchLedger
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,25 +61,39 @@ def accuracy(
     *,
     device: torch.device | str | None = None,
     limit: int | None = None,
+    ledger: BatchLedger | None = None,
 ) -> float:
-    """Top-1 accuracy on (attacked, if ``attack`` is given) images; ``limit`` caps the count."""
+    """Top-1 accuracy on (attacked, if ``attack`` is given) images; ``limit`` caps the count.
+
+    With a ``ledger``, batches it holds are not attacked again and new ones are added to it.
+    """
     device = device or next(model.parameters()).device
     correct = seen = 0
     with attacks.eval_mode(model):
-        for x, y in batches:
+        for index, (x, y) in enumerate(batches):
             if limit is not None and seen >= limit:
                 break
             if limit is not None:
                 x, y = x[: limit - seen], y[: limit - seen]
-            x, y = x.to(device), y.to(device)
-            if attack is not None:
-                x = attack(model, x, y)
-            with torch.no_grad():
-                correct += (model(x).argmax(1) == y).sum().item()
+            recorded = ledger.get(index, len(y)) if ledger is not None else None
+            if recorded is None:
+                started = time.time()
+                hits = _correct(model, x.to(device), y.to(device), attack)
+                if ledger is not None:
+                    where = device_name(torch.device(device))
+                    ledger.record(index, hits, len(y), round(time.time() - started, 1), where)
+            correct += hits if recorded is None else recorded["correct"]
             seen += len(y)
     if seen == 0:
         raise ValueError("accuracy over an empty data set")
     return correct / seen
+
+
+def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackFn | None) -> int:
+    if attack is not None:
+        x = attack(model, x, y)
+    with torch.no_grad():
+        return int((model(x).argmax(1) == y).sum().item())
 
 
 def energy_diagnostics(
@@ -134,17 +150,18 @@ def evaluate_robustness(
     autoattack_eval: bool = True,
     autoattack_images: int | None = None,
     num_classes: int = 10,
+    autoattack_ledger: BatchLedger | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """The final-evaluation protocol on the first ``num_images`` of ``batches``.
 
-    AutoAttack, far slower than PGD on a CPU, may run on the first ``autoattack_images`` only.
+    AutoAttack, far slower than PGD on a CPU, may run on the first ``autoattack_images`` only,
+    and with ``autoattack_ledger`` resumes from the batches an earlier run finished (its seconds
+    and device are then those of every run together).
     Returns accuracies keyed ``clean_acc``, ``pgd{K}_acc`` and ``autoattack_acc``, the image
     count, seconds and device of each, so a model card can say what was measured and at what
     cost (a number measured later on another machine is merged in beside the others).
     """
-    import time
-
     batches = list(batches)  # iterated once per attack
     runs: dict[str, AttackFn | None] = {"clean": None}
     runs.update({f"pgd{k}": pgd_attack(eps, k, norm=norm, restarts=restarts) for k in pgd_steps})
@@ -157,9 +174,15 @@ def evaluate_robustness(
         count = num_images
         if name == "autoattack" and autoattack_images is not None:
             count = min(autoattack_images, num_images)
-        results[f"{name}_acc"] = round(accuracy(model, batches, attack, limit=count), 4)
+        ledger = autoattack_ledger if name == "autoattack" else None
+        if ledger is not None and ledger.batches:
+            progress(f"{name}: resuming from {ledger.path}")
+        acc = accuracy(model, batches, attack, limit=count, ledger=ledger)
+        results[f"{name}_acc"] = round(acc, 4)
         results[f"{name}_images"] = count
         results[f"{name}_seconds"] = round(time.time() - started, 1)
         results[f"{name}_device"] = device
+        if ledger is not None:
+            results[f"{name}_seconds"], results[f"{name}_device"] = ledger.spent()
         progress(f"{name}: {results[f'{name}_acc']:.4f} ({results[f'{name}_seconds']} s)")
     return results

@@ -189,9 +189,7 @@ def _check_same_run(saved_config: Path, config: TrainConfig) -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | EARLIER_DEFAULTS
     ran_with = {k: saved.get(k, defaults.get(k)) for k in config.to_dict()}
     changed = sorted(
-        k
-        for k, v in config.to_dict().items()
-        if k not in RESUMABLE_CHANGES and ran_with[k] != v
+        k for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and ran_with[k] != v
     )
     if changed:
         details = ", ".join(f"{k}: {ran_with[k]!r} -> {getattr(config, k)!r}" for k in changed)
