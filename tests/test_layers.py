@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "hubmodels"
 # Lowest first. A part is a subpackage or a top-level module of hubmodels.
 LAYERS = [
-    {"registry"},  # names to things, for every lookup by name
+    {"registry", "cache"},  # names to things, for every lookup by name; the on-disk cache folder
     {"hub", "energy", "attacks", "images", "outputs"},  # checkpoints, E(x), attacks, I/O
     {"sampling", "explorer", "metrics"},  # libraries on a model they are handed
     {"classifiers"},  # RobustClassifier: the model, with its sampling and explorer methods

@@ -49,7 +49,7 @@ class TrainConfig:
     )
     der_lambda: float = _opt("DER weight lambda; 0 disables DER", 0.0)
     der_form: str = _opt(
-        "DER penalty: joint (the best-supported, docs/experiments.md) | squared | absolute | "
+        "DER penalty: joint (best supported by our overfitting grids) | squared | absolute | "
         "hinge | relative",
         "joint",
     )
