@@ -38,8 +38,11 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
         "cpu",
         "--autoattack-images",
         "32",
+        "--ledger-dir",
+        str(tmp_path / "ledgers"),
     ]
     assert main(argv) == 0
+    assert len(list((tmp_path / "ledgers").glob("*.json"))) == 1  # where it was told to keep it
     metrics = json.loads((tmp_path / "ckpt" / "config.json").read_text())["metrics"]
     assert metrics["val_clean_acc"] == 0.5
     assert metrics["test"] == "fashion-mnist test set, first 48 images"

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="attack every AutoAttack batch again instead of reading the ones an earlier run of "
         "the same evaluation finished (kept in $HUBMODELS_CACHE/autoattack)",
     )
+    parser.add_argument(
+        "--ledger-dir",
+        help="keep AutoAttack's finished batches here instead of $HUBMODELS_CACHE/autoattack: "
+        "a folder under version control carries one evaluation across machines and sessions",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -73,7 +78,8 @@ def run(args: argparse.Namespace) -> None:
         identity = {"attack": f"torchattacks {torchattacks.__version__} AutoAttack standard"}
         identity |= {"eps": eps, "norm": norm, "seed": 0}
         identity |= {"dataset": dataset, "batch_size": args.batch_size}
-        ledger = BatchLedger(cache_dir() / "autoattack", model, identity)
+        folder = Path(args.ledger_dir) if args.ledger_dir else cache_dir() / "autoattack"
+        ledger = BatchLedger(folder, model, identity)
     results = evaluate_robustness(
         model,
         loader,
