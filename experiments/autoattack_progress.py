@@ -17,29 +17,28 @@ images attacked so far, and what they cost on which devices:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hubmodels import RobustClassifier, list_presets
-from hubmodels.metrics.batch_ledger import weights_fingerprint
+from hubmodels.metrics.batch_ledger import LedgerUnreadable, read_ledger_file, weights_fingerprint
 
 LEDGERS = Path(__file__).resolve().parent / "results" / "autoattack-10k"
 TEST_IMAGES = 10_000
 
 
 def read_ledgers(folder: Path) -> dict[str, dict]:
-    """Ledger contents by the fingerprint of the weights they were measured on; where one model
-    has several (another batch size or radius), the one with the most batches."""
+    """Ledgers ({"identity", "batches"}) by the fingerprint of the weights they were measured on;
+    where one model has several (another batch size or radius), the one with the most batches."""
     found: dict[str, dict] = {}
     for path in sorted(folder.glob("*.json")):
         try:
-            saved = json.loads(path.read_text())
-            key, batches = saved["identity"]["weights"], saved["batches"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            identity, batches = read_ledger_file(path)
+            key = identity["weights"]
+        except (LedgerUnreadable, KeyError) as err:
             print(f"skipping the unreadable ledger {path} ({err})")
             continue
         if key not in found or len(batches) > len(found[key]["batches"]):
-            found[key] = saved
+            found[key] = {"identity": identity, "batches": batches}
     return found
 
 

@@ -34,6 +34,27 @@ def weights_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+class LedgerUnreadable(ValueError):
+    """A ledger file that is missing, corrupt or not in the ledger's format."""
+
+
+def read_ledger_file(path: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """A ledger file's identity and its batches by index, every field checked for its kind."""
+    try:
+        saved = json.loads(Path(path).read_text())
+        batches = {int(i): dict(entry) for i, entry in saved["batches"].items()}
+        for entry in batches.values():
+            entry.update(
+                correct=int(entry["correct"]),
+                seen=int(entry["seen"]),
+                seconds=float(entry["seconds"]),
+                device=str(entry["device"]),
+            )
+        return dict(saved["identity"]), batches
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise LedgerUnreadable(str(err)) from err
+
+
 class BatchLedger:
     """Each batch's correct count, size, seconds and device, saved after every batch to
     ``folder/<key>.json``.
@@ -81,21 +102,11 @@ class BatchLedger:
         if not self.path.is_file():
             return {}
         try:
-            saved = json.loads(self.path.read_text())
-            if saved["identity"] != self.identity:
-                return {}
-            batches = {int(i): dict(entry) for i, entry in saved["batches"].items()}
-            for entry in batches.values():  # every field there, of the right kind
-                entry.update(
-                    correct=int(entry["correct"]),
-                    seen=int(entry["seen"]),
-                    seconds=float(entry["seconds"]),
-                    device=str(entry["device"]),
-                )
-            return batches
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            identity, batches = read_ledger_file(self.path)
+        except LedgerUnreadable as err:
             log.warning("ignoring the unreadable evaluation ledger %s (%s)", self.path, err)
             return {}
+        return batches if identity == self.identity else {}
 
     def _write(self) -> None:
         """Atomically (a temporary file moved into place), so a kill mid-write loses nothing."""
