@@ -10,6 +10,7 @@ from conftest import tiny_classifier
 from hubmodels.cache import cache_dir
 from hubmodels.metrics import accuracy
 from hubmodels.metrics.batch_ledger import BatchLedger, weights_fingerprint
+from hubmodels.metrics.robust_accuracy import device_name
 
 IDENTITY = {"attack": "noise", "eps": 0.1, "dataset": "toy", "batch_size": 4}
 
@@ -47,7 +48,7 @@ def test_an_interrupted_evaluation_resumes_and_gives_the_uninterrupted_number(tm
     assert accuracy(model, batches, attack, ledger=ledger) == expected
     assert attack.images == 4 and ledger.resumed == 8  # only the third batch attacked again
     seconds, device = ledger.spent()
-    assert seconds >= 0 and device == f"cpu ({torch.get_num_threads()} threads)"
+    assert seconds >= 0 and device == device_name(torch.device("cpu"))
 
 
 def test_other_weights_or_settings_never_reuse_a_ledger(tmp_path):
@@ -91,3 +92,9 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("HUBMODELS_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "hubmodels"
+
+
+def test_the_recorded_device_names_its_thread_count(monkeypatch):
+    for threads, expected in ((1, "cpu (1 thread)"), (2, "cpu (2 threads)")):
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=threads: n)
+        assert device_name(torch.device("cpu")) == expected

@@ -8,6 +8,7 @@ import torch
 from conftest import FASHION_MNIST_DIR
 from hubmodels import RobustClassifier
 from hubmodels.__main__ import main
+from hubmodels.metrics.robust_accuracy import device_name
 
 
 @pytest.mark.slow
@@ -56,7 +57,7 @@ def test_eval_writes_clean_pgd_and_autoattack_into_config_and_card(tmp_path, cap
         "autoattack_seconds",
     ):
         assert key in metrics
-    assert metrics["pgd5_device"] == f"cpu ({torch.get_num_threads()} threads)"
+    assert metrics["pgd5_device"] == device_name(torch.device("cpu"))
     # Stronger attacks never raise accuracy: each is a subset of the clean-correct images here.
     assert metrics["autoattack_images"] == 32 and metrics["pgd5_images"] == 48
     # AutoAttack's correct images (of the first 32) are among the clean-correct ones (of 48).

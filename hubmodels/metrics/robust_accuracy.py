@@ -135,7 +135,8 @@ def device_name(device: torch.device) -> str:
     """'NVIDIA H100 80GB HBM3' or 'cpu (2 threads)': what a wall time was measured on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{device.type} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{device.type} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def evaluate_robustness(
