@@ -21,7 +21,7 @@ set -euo pipefail
 PRESETS=(der trades weat pgdat)
 LEDGER=experiments/results/autoattack-10k
 PER_PRESET_SECONDS=${PER_PRESET_SECONDS:-520}  # under the 600-s limit of one device command
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu PER_PRESET_SECONDS=60 tries the plumbing here
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu PER_PRESET_SECONDS=100 tries the plumbing here
 
 case "${1:-}" in
 prepare)
@@ -45,7 +45,7 @@ run)
         OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1 timeout "$PER_PRESET_SECONDS" \
             python3 -m hubmodels eval --model "fmnist-smallcnn-$preset" --pgd-steps \
             --device "$DEVICE" --data-root "$data" --ledger-dir "$OUT/ledger" \
-            --save-to "/tmp/aa-$preset" >"/tmp/aa-$preset.log" 2>&1 &
+            >"/tmp/aa-$preset.log" 2>&1 &
     done
     wait || true
     for preset in "${PRESETS[@]}"; do
