@@ -41,7 +41,7 @@ def method_label(training: dict) -> str:
 
 def row(name: str, config: dict[str, Any]) -> str:
     metrics, threat = config["metrics"], config["threat_model"]
-    size_mb = (preset_folder(name) / "model.safetensors").stat().st_size / 1e6
+    size_mib = (preset_folder(name) / "model.safetensors").stat().st_size / 2**20
     cells = [
         f"`{name}`",
         "small CNN" if config["architecture"] == "small_cnn" else config["architecture"],
@@ -51,7 +51,7 @@ def row(name: str, config: dict[str, Any]) -> str:
         percent(metrics, "clean_acc"),
         percent(metrics, "pgd20_acc"),
         percent(metrics, "autoattack_acc"),
-        f"{size_mb:.1f} MB",
+        f"{size_mib:.1f} MiB",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -78,7 +78,8 @@ def facts(name: str, config: dict[str, Any]) -> str:
             for k in measured
         ),
     ]
-    if "autoattack_images" in metrics:
+    # A preset whose AutoAttack covers fewer images than its clean number says so.
+    if metrics.get("autoattack_images", metrics["clean_images"]) < metrics["clean_images"]:
         lines[-1] += f" (AutoAttack on the first {metrics['autoattack_images']:,} test images)"
     return "\n".join(lines)
 

@@ -64,7 +64,7 @@ def test_save_load_round_trip_gives_identical_logits(tiny_model, tmp_path):
 
 def test_model_card_states_architecture_data_threat_model_recipe_and_metrics(tiny_model, tmp_path):
     tiny_model.update_config(training={"method": "weat_adv", "beta": 6.0, "command": "python -m x"})
-    tiny_model.update_config(metrics={"pgd20_acc": 0.4321})
+    tiny_model.update_config(metrics={"pgd20_acc": 0.4321, "autoattack_seconds": 22077.8})
     tiny_model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: hubmodels" in card
@@ -76,6 +76,7 @@ def test_model_card_states_architecture_data_threat_model_recipe_and_metrics(tin
         "python -m x",
         "pgd20_acc",
         "0.4321",
+        "| autoattack_seconds | 22078 |",
         "ECCV 2024",
     ):
         assert text in card

@@ -33,7 +33,10 @@ def _method_papers(method: str) -> list[str]:
 
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
+        if abs(value) < 1:
+            return f"{value:.4f}"
+        # Whole numbers past four digits (hours of attack seconds) read better than 2.208e+04.
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
     return f"`{value}`" if isinstance(value, str) and " " not in value else str(value)
 
 
