@@ -1,6 +1,6 @@
 """How far AutoAttack on the full test set has got for each preset, read from tracked ledgers.
 
-AutoAttack on all 10,000 Fashion-MNIST test images costs 2.5-4 hours a robust preset on the
+AutoAttack on all 10,000 Fashion-MNIST test images costs 3-4 hours a robust preset on the
 2-core CPU (Square's 5,000 queries on every image still standing take most of it), more than a
 working session. So the evaluation keeps each finished batch of 500 in a ledger under version
 control, and every session (or a lent GPU) adds batches with the same command:
